@@ -1,0 +1,438 @@
+package hcl
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	hhcl "github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+var stackFileSchema = &hhcl.BodySchema{
+	Blocks: []hhcl.BlockHeaderSchema{{Type: "stack", LabelNames: []string{"name"}}},
+}
+
+var stackSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "unit"},
+		{Name: "project_label"},
+		{Name: "jobs", Required: true},
+		{Name: "schedule"},
+		{Name: "restore_policy"},
+		{Name: "stop_timeout"},
+		{Name: "start_timeout"},
+		{Name: "wait_timeout"},
+		{Name: "require_paths"},
+	},
+	Blocks: []hhcl.BlockHeaderSchema{
+		{Type: "on_demand"},
+		{Type: "hook", LabelNames: []string{"kind"}},
+	},
+}
+
+var onDemandSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "socket", Required: true},
+		{Name: "service"},
+	},
+}
+
+var hookSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "command", Required: true},
+		{Name: "ignore_failure"},
+	},
+}
+
+var configSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{{Name: "log_dir"}},
+	Blocks: []hhcl.BlockHeaderSchema{
+		{Type: "duplicati"},
+		{Type: "defaults"},
+	},
+}
+
+var duplicatiSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "container"},
+		{Name: "server_util"},
+		{Name: "run_timeout"},
+		{Name: "wait_timeout"},
+		{Name: "poll_interval"},
+		{Name: "url"},
+		{Name: "password_file"},
+		{Name: "warning_is_failure"},
+	},
+}
+
+var defaultsSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "schedule"},
+		{Name: "restore_policy"},
+	},
+}
+
+// decoder collects diagnostics while decoding one file.
+type decoder struct {
+	diags hhcl.Diagnostics
+}
+
+func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hhcl.Diagnostic{
+		Severity: hhcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detailFmt, args...),
+		Subject:  &r,
+	})
+}
+
+func (d *decoder) warnf(rng hhcl.Range, summary, detailFmt string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hhcl.Diagnostic{
+		Severity: hhcl.DiagWarning,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detailFmt, args...),
+		Subject:  &r,
+	})
+}
+
+func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
+	c, diags := body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	return c
+}
+
+// value decodes attribute name into target (a pointer) when present and
+// reports whether it was present and decoded without error.
+func (d *decoder) value(attrs hhcl.Attributes, name string, target any) (*hhcl.Attribute, bool) {
+	a, ok := attrs[name]
+	if !ok {
+		return nil, false
+	}
+	diags := gohcl.DecodeExpression(a.Expr, nil, target)
+	d.diags = append(d.diags, diags...)
+	return a, !diags.HasErrors()
+}
+
+// str decodes a string attribute that must not be empty when set.
+func (d *decoder) str(attrs hhcl.Attributes, name string, dst *string, allowEmpty bool) *hhcl.Attribute {
+	var s string
+	a, ok := d.value(attrs, name, &s)
+	if !ok {
+		return nil
+	}
+	if !allowEmpty && strings.TrimSpace(s) == "" {
+		d.errorf(a.Expr.Range(), "Empty value", "%s must not be empty; remove the line to use the default.", name)
+		return nil
+	}
+	if strings.ContainsAny(s, "\x00\n\r") {
+		d.errorf(a.Expr.Range(), "Invalid characters", "%s must not contain a newline or NUL character.", name)
+		return nil
+	}
+	*dst = s
+	return a
+}
+
+func (d *decoder) duration(attrs hhcl.Attributes, name string, dst *time.Duration) {
+	var s string
+	a, ok := d.value(attrs, name, &s)
+	if !ok {
+		return
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || v <= 0 {
+		d.errorf(a.Expr.Range(), "Invalid duration",
+			"%s = %q is not a positive duration; write it like \"90s\", \"2m\", \"1h30m\" or \"6h\".", name, s)
+		return
+	}
+	*dst = v
+}
+
+func (d *decoder) stringList(attrs hhcl.Attributes, name string, dst *[]string) *hhcl.Attribute {
+	var l []string
+	a, ok := d.value(attrs, name, &l)
+	if !ok {
+		return nil
+	}
+	for i, s := range l {
+		if strings.ContainsRune(s, 0) {
+			d.errorf(a.Expr.Range(), "Invalid characters", "%s[%d] must not contain a NUL character.", name, i)
+			return nil
+		}
+	}
+	*dst = l
+	return a
+}
+
+// ParseConfig decodes config.hcl from src. A nil src gives the defaults.
+func ParseConfig(filename string, src []byte) (*Config, hhcl.Diagnostics) {
+	cfg := &Config{
+		File: filename,
+		Duplicati: Duplicati{
+			Container:    DefaultContainer,
+			ServerUtil:   DefaultServerUtil,
+			RunTimeout:   DefaultRunTimeout,
+			WaitTimeout:  DefaultWaitTimeout,
+			PollInterval: DefaultPollInterval,
+		},
+		Defaults: Defaults{RestorePolicy: RestorePrevious},
+	}
+	if src == nil {
+		cfg.File = ""
+		return cfg, nil
+	}
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return cfg, diags
+	}
+	d := &decoder{diags: diags}
+	c := d.content(f.Body, configSchema)
+	if c == nil {
+		return cfg, d.diags
+	}
+	if a := d.str(c.Attributes, "log_dir", &cfg.LogDir, false); a != nil {
+		cfg.LogDir = expandHome(cfg.LogDir)
+	}
+	seen := map[string]hhcl.Range{}
+	for _, b := range c.Blocks {
+		if prev, dup := seen[b.Type]; dup {
+			d.errorf(b.DefRange, "Duplicate block", "only one %s block is allowed; the first is at %s.", b.Type, prev)
+			continue
+		}
+		seen[b.Type] = b.DefRange
+		switch b.Type {
+		case "duplicati":
+			d.decodeDuplicati(b.Body, &cfg.Duplicati)
+		case "defaults":
+			bc := d.content(b.Body, defaultsSchema)
+			if bc == nil {
+				continue
+			}
+			if a := d.str(bc.Attributes, "schedule", &cfg.Defaults.Schedule, true); a != nil {
+				d.checkSchedule(a, cfg.Defaults.Schedule)
+			}
+			if a := d.str(bc.Attributes, "restore_policy", &cfg.Defaults.RestorePolicy, false); a != nil {
+				d.checkPolicy(a, cfg.Defaults.RestorePolicy)
+			}
+		}
+	}
+	return cfg, d.diags
+}
+
+func (d *decoder) decodeDuplicati(body hhcl.Body, dup *Duplicati) {
+	c := d.content(body, duplicatiSchema)
+	if c == nil {
+		return
+	}
+	d.str(c.Attributes, "container", &dup.Container, false)
+	d.str(c.Attributes, "server_util", &dup.ServerUtil, false)
+	d.duration(c.Attributes, "run_timeout", &dup.RunTimeout)
+	d.duration(c.Attributes, "wait_timeout", &dup.WaitTimeout)
+	d.duration(c.Attributes, "poll_interval", &dup.PollInterval)
+	if a := d.str(c.Attributes, "url", &dup.URL, false); a != nil {
+		if !strings.HasPrefix(dup.URL, "http://") && !strings.HasPrefix(dup.URL, "https://") {
+			d.errorf(a.Expr.Range(), "Invalid URL", "url = %q must start with http:// or https://, e.g. \"http://127.0.0.1:8200\".", dup.URL)
+		}
+	}
+	if a := d.str(c.Attributes, "password_file", &dup.PasswordFile, false); a != nil {
+		dup.PasswordFile = expandHome(dup.PasswordFile)
+	}
+	var b bool
+	if _, ok := d.value(c.Attributes, "warning_is_failure", &b); ok {
+		dup.WarningIsFailure = b
+	}
+}
+
+// ParseStack decodes one stack file. The stack inherits the defaults of
+// cfg. It returns nil when the file has errors: a half-understood stack is
+// never generated.
+func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnostics) {
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	d := &decoder{diags: diags}
+	c := d.content(f.Body, stackFileSchema)
+	if c == nil {
+		return nil, d.diags
+	}
+	if len(c.Blocks) == 0 {
+		d.errorf(f.Body.MissingItemRange(), "No stack block",
+			"a stack file must contain one block like: stack %q { jobs = [\"...\"] }", stemOf(filename))
+		return nil, d.diags
+	}
+	for _, extra := range c.Blocks[1:] {
+		d.errorf(extra.DefRange, "More than one stack in a file",
+			"each stack lives in its own file; move stack %q to stacks/%s.hcl.", extra.Labels[0], extra.Labels[0])
+	}
+	st := d.decodeStack(c.Blocks[0], cfg)
+	if d.diags.HasErrors() {
+		return nil, d.diags
+	}
+	st.File = filename
+	return st, d.diags
+}
+
+func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
+	name := b.Labels[0]
+	st := &Stack{
+		Name:          name,
+		Unit:          name + "-stack.service",
+		ProjectLabel:  name,
+		Schedule:      cfg.Defaults.Schedule,
+		RestorePolicy: cfg.Defaults.RestorePolicy,
+		StopTimeout:   DefaultStopTimeout,
+		StartTimeout:  DefaultStartTimeout,
+		WaitTimeout:   cfg.Duplicati.WaitTimeout,
+		Range:         b.DefRange,
+	}
+	if !ValidStackName(name) {
+		d.errorf(b.LabelRanges[0], "Invalid stack name",
+			"stack name %q may only contain letters, digits, '-' and '_' (it becomes the instance in backup@%s.service).", name, "<name>")
+	}
+	c := d.content(b.Body, stackSchema)
+	if c == nil {
+		return st
+	}
+	if a := d.str(c.Attributes, "unit", &st.Unit, false); a != nil {
+		d.checkUnit(a, st.Unit, "")
+	}
+	if a := d.str(c.Attributes, "project_label", &st.ProjectLabel, false); a != nil {
+		if strings.ContainsAny(st.ProjectLabel, "\x00\n\r") {
+			d.errorf(a.Expr.Range(), "Invalid project_label", "project_label must be a plain label value.")
+		}
+	}
+	if a := d.stringList(c.Attributes, "jobs", &st.Jobs); a != nil {
+		if len(st.Jobs) == 0 {
+			d.errorf(a.Expr.Range(), "No jobs", "jobs must name at least one Duplicati backup (its name or ID), e.g. jobs = [%q].", name)
+		}
+		for i, j := range st.Jobs {
+			if strings.TrimSpace(j) == "" || strings.ContainsAny(j, "\n\r") {
+				d.errorf(a.Expr.Range(), "Invalid job", "jobs[%d] = %q is not a Duplicati backup name or ID.", i, j)
+			}
+		}
+	}
+	if a := d.str(c.Attributes, "schedule", &st.Schedule, true); a != nil {
+		d.checkSchedule(a, st.Schedule)
+	}
+	if a := d.str(c.Attributes, "restore_policy", &st.RestorePolicy, false); a != nil {
+		d.checkPolicy(a, st.RestorePolicy)
+	}
+	d.duration(c.Attributes, "stop_timeout", &st.StopTimeout)
+	d.duration(c.Attributes, "start_timeout", &st.StartTimeout)
+	d.duration(c.Attributes, "wait_timeout", &st.WaitTimeout)
+	if a := d.stringList(c.Attributes, "require_paths", &st.RequirePaths); a != nil {
+		for i, p := range st.RequirePaths {
+			if !filepath.IsAbs(p) || strings.ContainsAny(p, "\n\r") {
+				d.errorf(a.Expr.Range(), "Invalid path", "require_paths[%d] = %q must be an absolute path such as \"/mnt/backup\".", i, p)
+			}
+		}
+	}
+	var onDemandSeen *hhcl.Range
+	for _, blk := range c.Blocks {
+		switch blk.Type {
+		case "on_demand":
+			if onDemandSeen != nil {
+				d.errorf(blk.DefRange, "Duplicate block", "only one on_demand block is allowed; the first is at %s.", onDemandSeen)
+				continue
+			}
+			onDemandSeen = &blk.DefRange
+			st.OnDemand = d.decodeOnDemand(blk)
+		case "hook":
+			if h, ok := d.decodeHook(blk); ok {
+				st.Hooks = append(st.Hooks, h)
+			}
+		}
+	}
+	return st
+}
+
+func (d *decoder) decodeOnDemand(b *hhcl.Block) *OnDemand {
+	c := d.content(b.Body, onDemandSchema)
+	if c == nil {
+		return nil
+	}
+	od := &OnDemand{}
+	if a := d.str(c.Attributes, "socket", &od.Socket, false); a != nil {
+		d.checkUnit(a, od.Socket, ".socket")
+	}
+	if a := d.str(c.Attributes, "service", &od.Service, false); a != nil {
+		d.checkUnit(a, od.Service, ".service")
+	}
+	return od
+}
+
+func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
+	h := Hook{Kind: b.Labels[0], Range: b.DefRange}
+	ok := true
+	if !validHookKind(h.Kind) {
+		d.errorf(b.LabelRanges[0], "Unknown hook kind",
+			"hook %q is not a hook kind; use one of %s.", h.Kind, strings.Join(HookKinds, ", "))
+		ok = false
+	}
+	c := d.content(b.Body, hookSchema)
+	if c == nil {
+		return h, false
+	}
+	if a := d.stringList(c.Attributes, "command", &h.Command); a != nil {
+		if len(h.Command) == 0 || strings.TrimSpace(h.Command[0]) == "" {
+			d.errorf(a.Expr.Range(), "Empty hook command",
+				"command must be a list with the program first, e.g. [\"podman\", \"exec\", \"app\", \"true\"].")
+			ok = false
+		} else if strings.ContainsAny(h.Command[0][:1], "-@:+!") {
+			d.errorf(a.Expr.Range(), "Invalid hook program",
+				"the program %q must not start with one of - @ : + ! (systemd reads those as prefixes); give its path.", h.Command[0])
+			ok = false
+		}
+	} else {
+		ok = false
+	}
+	var ig bool
+	if _, present := d.value(c.Attributes, "ignore_failure", &ig); present {
+		h.IgnoreFailure = ig
+	}
+	return h, ok
+}
+
+func (d *decoder) checkPolicy(a *hhcl.Attribute, p string) {
+	if p != RestorePrevious && p != RestoreAlways {
+		d.errorf(a.Expr.Range(), "Unknown restore policy",
+			"restore_policy = %q; use \"previous\" (start again what was active) or \"always\".", p)
+	}
+}
+
+func (d *decoder) checkSchedule(a *hhcl.Attribute, s string) {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			d.errorf(a.Expr.Range(), "Invalid schedule", "schedule must be one line of systemd calendar syntax, e.g. \"*-*-* 03:30:00\".")
+			return
+		}
+	}
+}
+
+func (d *decoder) checkUnit(a *hhcl.Attribute, name, wantSuffix string) {
+	if err := CheckUnitName(name); err != nil {
+		d.errorf(a.Expr.Range(), "Invalid unit name", "%s: %v.", a.Name, err)
+		return
+	}
+	if wantSuffix != "" && !strings.HasSuffix(name, wantSuffix) {
+		d.errorf(a.Expr.Range(), "Wrong unit type", "%s = %q must name a %s unit.", a.Name, name, wantSuffix)
+	}
+}
+
+func validHookKind(k string) bool {
+	for _, h := range HookKinds {
+		if h == k {
+			return true
+		}
+	}
+	return false
+}
+
+func stemOf(filename string) string {
+	return strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
+}

@@ -1,0 +1,161 @@
+package hcl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	hhcl "github.com/hashicorp/hcl/v2"
+)
+
+// Set is everything found in a configuration directory.
+type Set struct {
+	Dir    string
+	Config *Config
+	// Stacks are the stacks whose files decoded without error, sorted by
+	// name. A broken file never removes the others.
+	Stacks []*Stack
+	// Broken lists the files skipped because of errors.
+	Broken []string
+}
+
+// Stack finds a stack by name.
+func (s *Set) Stack(name string) (*Stack, bool) {
+	i := sort.Search(len(s.Stacks), func(i int) bool { return s.Stacks[i].Name >= name })
+	if i < len(s.Stacks) && s.Stacks[i].Name == name {
+		return s.Stacks[i], true
+	}
+	return nil, false
+}
+
+// StackFiles lists dir/stacks/*.hcl, sorted, without templates (files whose
+// name starts with '_') and hidden files.
+func StackFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "stacks"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading stack files: %w", err)
+	}
+	var files []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "_") || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".hcl") {
+			continue
+		}
+		if e.Type().IsDir() {
+			continue
+		}
+		files = append(files, filepath.Join(dir, "stacks", n))
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// Load reads config.hcl and every stack file of dir. Problems come back as
+// diagnostics; a file with errors is skipped and listed in Set.Broken, and
+// a broken config.hcl leaves the built-in defaults in place.
+func Load(dir string) (*Set, hhcl.Diagnostics) {
+	set := &Set{Dir: dir}
+	var diags hhcl.Diagnostics
+
+	cfgPath := filepath.Join(dir, "config.hcl")
+	src, err := os.ReadFile(cfgPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		set.Config, _ = ParseConfig(cfgPath, nil)
+	case err != nil:
+		diags = append(diags, fileDiag(cfgPath, err))
+		set.Config, _ = ParseConfig(cfgPath, nil)
+		set.Broken = append(set.Broken, cfgPath)
+	default:
+		cfg, d := ParseConfig(cfgPath, src)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			set.Broken = append(set.Broken, cfgPath)
+			cfg, _ = ParseConfig(cfgPath, nil)
+		}
+		set.Config = cfg
+	}
+
+	files, err := StackFiles(dir)
+	if err != nil {
+		diags = append(diags, &hhcl.Diagnostic{Severity: hhcl.DiagError, Summary: "Cannot read stacks", Detail: err.Error()})
+	}
+	byName := map[string]*Stack{}
+	for _, f := range files {
+		st, d := LoadStackFile(f, set.Config)
+		diags = append(diags, d...)
+		if st == nil {
+			set.Broken = append(set.Broken, f)
+			continue
+		}
+		if first, dup := byName[st.Name]; dup {
+			r := st.Range
+			diags = append(diags, &hhcl.Diagnostic{
+				Severity: hhcl.DiagError,
+				Summary:  "Stack defined twice",
+				Detail: fmt.Sprintf("stack %q is already defined at %s; rename one of them (this file is skipped).",
+					st.Name, first.Range),
+				Subject: &r,
+			})
+			set.Broken = append(set.Broken, f)
+			continue
+		}
+		byName[st.Name] = st
+		set.Stacks = append(set.Stacks, st)
+	}
+	sort.Slice(set.Stacks, func(i, j int) bool { return set.Stacks[i].Name < set.Stacks[j].Name })
+	return set, diags
+}
+
+// LoadStackFile reads and decodes one stack file.
+func LoadStackFile(path string, cfg *Config) (*Stack, hhcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hhcl.Diagnostics{fileDiag(path, err)}
+	}
+	st, diags := ParseStack(path, src, cfg)
+	if st != nil && stemOf(path) != st.Name {
+		r := st.Range
+		diags = append(diags, &hhcl.Diagnostic{
+			Severity: hhcl.DiagWarning,
+			Summary:  "File name differs from stack name",
+			Detail:   fmt.Sprintf("stack %q lives in %s; name the file %s.hcl so it is easy to find.", st.Name, filepath.Base(path), st.Name),
+			Subject:  &r,
+		})
+	}
+	return st, diags
+}
+
+func fileDiag(path string, err error) *hhcl.Diagnostic {
+	return &hhcl.Diagnostic{
+		Severity: hhcl.DiagError,
+		Summary:  "Cannot read file",
+		Detail:   err.Error(),
+		Subject:  &hhcl.Range{Filename: path, Start: hhcl.InitialPos, End: hhcl.InitialPos},
+	}
+}
+
+// FormatDiag renders one diagnostic as "file:line:col: severity: summary; detail",
+// the form compilers use, so editors and the journal show it well.
+func FormatDiag(d *hhcl.Diagnostic) string {
+	sev := "error"
+	if d.Severity == hhcl.DiagWarning {
+		sev = "warning"
+	}
+	msg := d.Summary
+	if d.Detail != "" {
+		msg += ": " + d.Detail
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	if d.Subject == nil {
+		return fmt.Sprintf("%s: %s", sev, msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, msg)
+}

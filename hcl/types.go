@@ -1,0 +1,117 @@
+// Package hcl holds the configuration schema of backup-stack: the global
+// config.hcl and one stacks/<name>.hcl per stack. It decodes with
+// hashicorp/hcl/v2 and reports every problem as a diagnostic carrying the
+// file, line and column, so that `backup-stack validate` and the generator
+// speak the same language.
+package hcl
+
+import (
+	"time"
+
+	hhcl "github.com/hashicorp/hcl/v2"
+)
+
+// Restore policies: what to start again after the backup.
+const (
+	// RestorePrevious starts again only what was active when the gate ran.
+	RestorePrevious = "previous"
+	// RestoreAlways starts the stack unit (and its on-demand socket) whatever
+	// its state was before.
+	RestoreAlways = "always"
+)
+
+// HookKinds lists the hook kinds in the order they run during a backup.
+var HookKinds = []string{"pre_stop", "post_stop", "pre_backup", "post_backup", "pre_start", "post_start", "verify"}
+
+// Built-in defaults, used when neither the stack nor config.hcl says otherwise.
+const (
+	DefaultStopTimeout  = 2 * time.Minute
+	DefaultStartTimeout = 5 * time.Minute
+	DefaultRunTimeout   = 25 * time.Second
+	DefaultWaitTimeout  = 6 * time.Hour
+	DefaultPollInterval = 2 * time.Second
+	DefaultContainer    = "duplicati"
+	DefaultServerUtil   = "duplicati-server-util"
+)
+
+// Config is config.hcl after defaults were applied.
+type Config struct {
+	// File is the path of config.hcl, "" when there is none.
+	File      string
+	Duplicati Duplicati
+	Defaults  Defaults
+	// LogDir, when set, receives backup-<stack>-YYYY-MM-DD.log files in
+	// addition to the journal. "~/" is expanded.
+	LogDir string
+}
+
+// Duplicati says how to reach Duplicati.
+type Duplicati struct {
+	Container  string
+	ServerUtil string
+	RunTimeout time.Duration
+	// WaitTimeout bounds the wait for each job and the gate's wait for an
+	// idle Duplicati and a free backup slot.
+	WaitTimeout  time.Duration
+	PollInterval time.Duration
+	// URL selects the REST API route when set.
+	URL string
+	// PasswordFile holds the web UI password for the REST route. Only its
+	// path is ever passed around; the secret is read by the helper.
+	PasswordFile string
+	// WarningIsFailure makes a job that ends with Warning fail the unit.
+	WarningIsFailure bool
+}
+
+// Defaults apply to every stack that does not set the value itself.
+type Defaults struct {
+	Schedule      string
+	RestorePolicy string
+}
+
+// OnDemand is a socket-activated entry point that must be frozen during the
+// backup, so that a request cannot start the stack mid-backup.
+type OnDemand struct {
+	Socket  string
+	Service string
+}
+
+// Hook is one command run at a point of the sequence.
+type Hook struct {
+	Kind          string
+	Command       []string
+	IgnoreFailure bool
+	Range         hhcl.Range
+}
+
+// Stack is one stacks/<name>.hcl after defaults were applied.
+type Stack struct {
+	Name          string
+	Unit          string
+	ProjectLabel  string
+	Jobs          []string
+	Schedule      string
+	RestorePolicy string
+	StopTimeout   time.Duration
+	StartTimeout  time.Duration
+	WaitTimeout   time.Duration
+	RequirePaths  []string
+	OnDemand      *OnDemand
+	Hooks         []Hook
+
+	// File is the absolute path of the file that defines the stack and
+	// Range the position of its block, for SourcePath= and messages.
+	File  string
+	Range hhcl.Range
+}
+
+// HooksOf returns the stack's hooks of one kind, in file order.
+func (s *Stack) HooksOf(kind string) []Hook {
+	var out []Hook
+	for _, h := range s.Hooks {
+		if h.Kind == kind {
+			out = append(out, h)
+		}
+	}
+	return out
+}

@@ -1,0 +1,386 @@
+package duplicatisim
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Formatting of .NET values as Duplicati serialises them.
+
+// netLocal formats a local DateTime as System.Text.Json does (offset, up to 7 fraction digits).
+func netLocal(t time.Time) string { return t.Format("2006-01-02T15:04:05.9999999-07:00") }
+
+// netUTC formats a UTC DateTime (trailing Z).
+func netUTC(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.9999999Z") }
+
+// metaDate is the Metadata date format yyyyMMdd'T'HHmmssK in UTC.
+func metaDate(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
+
+// timeSpan formats a duration like .NET TimeSpan.ToString() ("c"): [d.]hh:mm:ss[.fffffff].
+func timeSpan(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	ticks := int64(d / 100)
+	frac := ticks % 10_000_000
+	secs := ticks / 10_000_000
+	days, h, m, sec := secs/86400, (secs/3600)%24, (secs/60)%60, secs%60
+	out := fmt.Sprintf("%02d:%02d:%02d", h, m, sec)
+	if days > 0 {
+		out = strconv.FormatInt(days, 10) + "." + out
+	}
+	if frac != 0 {
+		out += fmt.Sprintf(".%07d", frac)
+	}
+	return out
+}
+
+type errorDTO struct {
+	Error string
+	Code  int
+}
+
+type loginInput struct {
+	Password   string
+	RememberMe *bool
+}
+
+type accessTokenDTO struct {
+	AccessToken  string
+	RefreshNonce string
+}
+
+type tuple struct {
+	Item1 int64
+	Item2 *string
+}
+
+type scheduleTuple struct {
+	Item1 string
+	Item2 time.Time
+}
+
+type serverStatusDTO struct {
+	ActiveTask               *tuple
+	ProgramState             string
+	SchedulerQueueIds        []tuple
+	ProposedSchedule         []scheduleTuple
+	HasWarning               bool
+	HasError                 bool
+	SuggestedStatusIcon      string
+	EstimatedPauseEnd        time.Time
+	LastEventID              int64
+	LastDataUpdateID         int64
+	LastNotificationUpdateID int64
+	UpdatedVersion           *string
+	UpdaterState             string
+	UpdateDownloadLink       *string
+	UpdateDownloadProgress   float64
+	Type                     string
+}
+
+type taskStartedDTO struct {
+	Status string
+	ID     int64
+}
+
+type taskStateDTO struct {
+	Status       string
+	ID           int64
+	TaskStarted  *string
+	TaskFinished *string
+	ErrorMessage *string
+	Exception    *string
+}
+
+type backupDTO struct {
+	ID          string
+	Name        string
+	Description string
+	Tags        []string
+	TargetURL   string
+	DBPath      string
+	Sources     []string
+	Settings    []settingDTO
+	Filters     []filterDTO
+	Metadata    map[string]string
+	IsTemporary bool
+}
+
+type settingDTO struct {
+	Filter, Name, Value string
+}
+
+type filterDTO struct {
+	Order      int64
+	Include    bool
+	Expression string
+}
+
+type backupListEntry struct {
+	Backup   backupDTO
+	Schedule *struct{}
+}
+
+type backupGetDTO struct {
+	Schedule     *struct{}
+	Backup       backupDTO
+	DisplayNames map[string]string
+}
+
+type progressDTO struct {
+	BackupID                   string
+	TaskID                     int64
+	BackendAction              string
+	BackendPath                *string
+	BackendFileSize            int64
+	BackendFileProgress        int64
+	BackendSpeed               int64
+	BackendIsBlocking          bool
+	CurrentFilename            *string
+	CurrentFilesize            int64
+	CurrentFileoffset          int64
+	CurrentFilecomplete        bool
+	Phase                      string
+	OverallProgress            float64
+	ProcessedFileCount         int64
+	ProcessedFileSize          int64
+	TotalFileCount             int64
+	TotalFileSize              int64
+	StillCounting              bool
+	ActiveTransfers            []struct{}
+	RemoteSyncDestinationIndex int64
+	RemoteSyncDestinationCount int64
+	EstimatedTimeToCompletion  string
+}
+
+// resultMessage is the subset of the serialised operation result kept in LogData.Message.
+type resultMessage struct {
+	DeletedFiles         int64
+	DeletedFolders       int64
+	ModifiedFiles        int64
+	ExaminedFiles        int64
+	OpenedFiles          int64
+	AddedFiles           int64
+	SizeOfModifiedFiles  int64
+	SizeOfAddedFiles     int64
+	SizeOfExaminedFiles  int64
+	SizeOfOpenedFiles    int64
+	NotProcessedFiles    int64
+	AddedFolders         int64
+	TooLargeFiles        int64
+	FilesWithError       int64
+	PartialBackup        bool
+	Dryrun               bool
+	MainOperation        string
+	ParsedResult         string
+	Interrupted          bool
+	Version              string
+	EndTime              string
+	BeginTime            string
+	Duration             string
+	MessagesActualLength int64
+	WarningsActualLength int64
+	ErrorsActualLength   int64
+	Messages             []string
+	Warnings             []string
+	Errors               []string
+}
+
+const simVersion = "2.3.1.0 (2.3.1.0_beta_2026-07-28)"
+
+func (s *Sim) writeLogLocked(t *task, parsed string, interrupted bool, now time.Time) {
+	mainOp := "Backup"
+	if t.op != "Backup" {
+		mainOp = "Test"
+	}
+	stamp := now.UTC().Format("2006-01-02 15:04:05 -07")
+	m := resultMessage{
+		MainOperation: mainOp,
+		ParsedResult:  parsed,
+		Interrupted:   interrupted,
+		Version:       simVersion,
+		BeginTime:     netUTC(t.started),
+		EndTime:       netUTC(now),
+		Duration:      timeSpan(now.Sub(t.started)),
+		Messages:      []string{stamp + " - [Information-Duplicati.Library.Main.Controller-StartingOperation]: The operation " + mainOp + " has started"},
+		Warnings:      []string{},
+		Errors:        []string{},
+	}
+	if mainOp == "Backup" {
+		m.ExaminedFiles, m.OpenedFiles, m.AddedFiles = 10, 2, 2
+		m.SizeOfExaminedFiles, m.SizeOfOpenedFiles, m.SizeOfAddedFiles = 10240, 2048, 2048
+	}
+	switch parsed {
+	case "Warning":
+		if interrupted {
+			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.BackupHandler-Interrupted]: The backup was stopped before it completed")
+		} else {
+			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.Backup.FileEnumerationProcess-FileAccessError]: Error reported while accessing file: /source/locked.db")
+		}
+	case "Error":
+		m.FilesWithError = 1
+		m.Errors = append(m.Errors, stamp+" - [Error-Duplicati.Library.Main.Operation.Backup.FileBlockProcessor.FileEntry-PathProcessingFailed]: Failed to process path: /source/broken")
+	case "Fatal":
+		msg := fatalMsg
+		if interrupted {
+			msg = canceledMsg
+		}
+		m.Errors = append(m.Errors, stamp+" - [Error-Duplicati.Library.Main.Controller-FailedOperation]: The operation "+mainOp+" has failed with error: "+msg)
+	}
+	m.MessagesActualLength = int64(len(m.Messages))
+	m.WarningsActualLength = int64(len(m.Warnings))
+	m.ErrorsActualLength = int64(len(m.Errors))
+	b, _ := json.Marshal(m)
+	s.nextLog++
+	s.nextOp++
+	s.logs[t.backupID] = append(s.logs[t.backupID], logRow{
+		ID: s.nextLog, OperationID: s.nextOp, Timestamp: now.Unix(), Type: "Result", Message: string(b),
+	})
+	s.lastDataID++
+}
+
+// writeMetaLocked updates backup metadata as Runner.cs does.
+func (s *Sim) writeMetaLocked(t *task, res taskResult, interrupted bool, now time.Time) {
+	m := s.meta[t.backupID]
+	if m == nil {
+		m = map[string]string{}
+		s.meta[t.backupID] = m
+	}
+	if res.errMsg != "" {
+		m["LastErrorDate"] = metaDate(now)
+		m["LastErrorMessage"] = res.errMsg
+		return
+	}
+	if interrupted {
+		return
+	}
+	m["LastBackupStarted"] = metaDate(t.started)
+	m["LastBackupFinished"] = metaDate(now)
+	m["LastBackupDuration"] = timeSpan(now.Sub(t.started))
+	m["LastBackupDate"] = metaDate(t.started)
+	m["SourceFilesSize"] = "10240"
+	m["SourceFilesCount"] = "10"
+	m["SourceSizeString"] = "10 KB"
+	m["BackupListCount"] = strconv.Itoa(len(s.logs[t.backupID]))
+}
+
+func (s *Sim) backupDTOLocked(b Backup) backupDTO {
+	meta := map[string]string{}
+	for k, v := range s.meta[b.ID] {
+		meta[k] = v
+	}
+	return backupDTO{
+		ID: b.ID, Name: b.Name, Description: "",
+		Tags:      []string{},
+		TargetURL: "file:///backups/" + b.Name,
+		DBPath:    "/data/Duplicati/" + b.ID + ".sqlite",
+		Sources:   []string{"/source/" + b.Name + "/"},
+		Settings:  []settingDTO{},
+		Filters:   []filterDTO{},
+		Metadata:  meta,
+	}
+}
+
+func (s *Sim) serverStateLocked() serverStatusDTO {
+	st := serverStatusDTO{
+		ProgramState:             "Running",
+		SchedulerQueueIds:        []tuple{},
+		ProposedSchedule:         []scheduleTuple{},
+		HasWarning:               s.hasWarning,
+		HasError:                 s.hasError,
+		EstimatedPauseEnd:        s.pauseEnd,
+		LastEventID:              s.lastEventID,
+		LastDataUpdateID:         s.lastDataID,
+		LastNotificationUpdateID: s.lastNotifID,
+		UpdaterState:             "Waiting",
+		Type:                     "legacystatus",
+	}
+	if s.q.Paused {
+		st.ProgramState = "Paused"
+	}
+	hide := s.raceGapID
+	s.raceGapID = 0
+	if s.active != nil && s.active.id != hide {
+		st.ActiveTask = &tuple{Item1: s.active.id, Item2: strOrNil(s.active.backupID)}
+	}
+	for _, t := range s.queue {
+		if t.backupID != "" && t.id != hide {
+			st.SchedulerQueueIds = append(st.SchedulerQueueIds, tuple{Item1: t.id, Item2: strOrNil(t.backupID)})
+		}
+	}
+	switch {
+	case s.q.Paused && s.active != nil:
+		st.SuggestedStatusIcon = "ActivePaused"
+	case s.q.Paused:
+		st.SuggestedStatusIcon = "Paused"
+	case s.active != nil:
+		st.SuggestedStatusIcon = "Active"
+	case s.hasError:
+		st.SuggestedStatusIcon = "ReadyError"
+	case s.hasWarning:
+		st.SuggestedStatusIcon = "ReadyWarning"
+	default:
+		st.SuggestedStatusIcon = "Ready"
+	}
+	return st
+}
+
+func (s *Sim) progressLocked(now time.Time) (progressDTO, bool) {
+	p := s.prog
+	if p == nil {
+		return progressDTO{}, false
+	}
+	d := progressDTO{
+		BackupID: p.t.backupID, TaskID: p.t.id,
+		BackendAction: "Put", TotalFileCount: 10, TotalFileSize: 10240,
+		ActiveTransfers: []struct{}{}, EstimatedTimeToCompletion: "00:00:00",
+	}
+	if p.finished {
+		d.Phase, d.OverallProgress = p.phase, 1
+		d.ProcessedFileCount, d.ProcessedFileSize = 10, 10240
+		return d, true
+	}
+	frac := 0.0
+	if p.t.duration > 0 {
+		frac = float64(now.Sub(p.t.started)) / float64(p.t.duration)
+	}
+	frac = min(max(frac, 0), 0.99)
+	d.OverallProgress = frac
+	d.ProcessedFileCount = int64(frac * 10)
+	d.ProcessedFileSize = int64(frac * 10240)
+	d.EstimatedTimeToCompletion = timeSpan(time.Duration(float64(p.t.duration) * (1 - frac)))
+	d.Phase = "Backup_ProcessingFiles"
+	if p.t.op != "Backup" {
+		d.Phase = "Verify_Running"
+	}
+	return d, true
+}
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func taskState(status string, id int64, r *taskResult) taskStateDTO {
+	d := taskStateDTO{Status: status, ID: id}
+	if r == nil {
+		return d
+	}
+	if !r.started.IsZero() {
+		v := netLocal(r.started)
+		d.TaskStarted = &v
+	}
+	if !r.finished.IsZero() {
+		v := netUTC(r.finished)
+		d.TaskFinished = &v
+	}
+	if r.errMsg != "" {
+		d.ErrorMessage, d.Exception = &r.errMsg, &r.exception
+	}
+	return d
+}

@@ -1,0 +1,57 @@
+package orchestrate
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// History is the last finished run of a stack, for `backup-stack list`.
+type History struct {
+	Stack        string    `json:"stack"`
+	InvocationID string    `json:"invocation_id"`
+	// Result is systemd's $SERVICE_RESULT ("success", "exit-code",
+	// "signal", "timeout" ...), or "failed" when a step after the jobs failed.
+	Result     string    `json:"result"`
+	ExitStatus string    `json:"exit_status,omitempty"`
+	Gate       time.Time `json:"gate,omitempty"`
+	HeldAt     time.Time `json:"held_at,omitempty"`
+	RestoredAt time.Time `json:"restored_at,omitempty"`
+	Finished   time.Time `json:"finished"`
+	// Downtime is how long the stack was held down, in seconds.
+	Downtime float64  `json:"downtime_seconds,omitempty"`
+	Failures []string `json:"failures,omitempty"`
+}
+
+// StateDir is where history is kept: $XDG_STATE_HOME/backup-stack, else
+// ~/.local/state/backup-stack.
+func StateDir() (string, error) {
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "backup-stack"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "state", "backup-stack"), nil
+}
+
+func historyPath(dir, stack string) string { return filepath.Join(dir, "history", stack+".json") }
+
+// Save writes the history entry atomically.
+func (h *History) Save(stateDir string) error { return writeJSON(historyPath(stateDir, h.Stack), h) }
+
+// LoadHistory returns the last run of stack, or nil.
+func LoadHistory(stateDir, stack string) (*History, error) {
+	var h History
+	err := readJSON(historyPath(stateDir, stack), &h)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &h, nil
+}

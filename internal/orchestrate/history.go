@@ -10,8 +10,8 @@ import (
 
 // History is the last finished run of a stack, for `backup-stack list`.
 type History struct {
-	Stack        string    `json:"stack"`
-	InvocationID string    `json:"invocation_id"`
+	Stack        string `json:"stack"`
+	InvocationID string `json:"invocation_id"`
 	// Result is systemd's $SERVICE_RESULT ("success", "exit-code",
 	// "signal", "timeout" ...), or "failed" when a step after the jobs failed.
 	Result     string    `json:"result"`

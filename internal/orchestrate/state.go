@@ -23,12 +23,12 @@ func RuntimeDir() (string, error) {
 // Record is what the gate found active, so the restore can bring back
 // exactly that. It belongs to one invocation of backup@<stack>.service.
 type Record struct {
-	Stack        string    `json:"stack"`
-	InvocationID string    `json:"invocation_id"`
-	Gate         time.Time `json:"gate"`
-	UnitActive   bool      `json:"unit_active"`
-	SocketActive bool      `json:"socket_active,omitempty"`
-	ServiceActive bool     `json:"service_active,omitempty"`
+	Stack         string    `json:"stack"`
+	InvocationID  string    `json:"invocation_id"`
+	Gate          time.Time `json:"gate"`
+	UnitActive    bool      `json:"unit_active"`
+	SocketActive  bool      `json:"socket_active,omitempty"`
+	ServiceActive bool      `json:"service_active,omitempty"`
 	// Held is set just before the hold unit is started: from then on the
 	// restore must run, whatever happens.
 	Held   bool      `json:"held"`

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/backup-stack/backup-stack/internal/duplicatisim"
+)
+
+// runServe runs the simulator until SIGTERM or SIGINT. It prints the bound address on stdout.
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8200", "address to listen on")
+	pwFile := fs.String("password-file", "", "file holding the server password")
+	quirks := fs.String("quirks", "", `quirks as JSON, e.g. {"QueuedDelay":"2s","AllowedHosts":["duplicati"]}`)
+	var backups []duplicatisim.Backup
+	fs.Func("backup", "ID=Name[:Duration][:Result], repeatable", func(v string) error {
+		b, err := duplicatisim.ParseBackupSpec(v)
+		if err == nil {
+			backups = append(backups, b)
+		}
+		return err
+	})
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var q duplicatisim.Quirks
+	if *quirks != "" {
+		if err := duplicatisim.MergeQuirksJSON(&q, []byte(*quirks)); err != nil {
+			fmt.Fprintln(stderr, "serve:", err)
+			return 2
+		}
+	}
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "serve:", err)
+			return 2
+		}
+		q.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	sim := duplicatisim.New(backups, q)
+	defer sim.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	addr, err := duplicatisim.ListenAndServe(ctx, *listen, sim)
+	if err != nil {
+		fmt.Fprintln(stderr, "serve:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, addr.String())
+	<-ctx.Done()
+	return 0
+}

@@ -218,11 +218,13 @@ const (
 	defaultExecPoll        = 2 * time.Second
 	defaultAPIPoll         = 500 * time.Millisecond
 	defaultWaitTimeout     = 6 * time.Hour
-	progressEvery          = 30 * time.Second
 	maxConfirmDelay        = 500 * time.Millisecond // second "gone" poll of the exec route
 	t0Slack                = 2 * time.Second
 	unreachableGraceInWait = 30 * time.Second // tolerated outage while waiting (server restart)
 )
+
+// progressEvery is the minimum gap between progress lines (a var so tests can shorten it).
+var progressEvery = 30 * time.Second
 
 // New validates o, fills in defaults and returns the route it selects: the API route when
 // o.URL is set, the exec route when o.Command is set.

@@ -218,7 +218,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 				if err != nil {
 					return oc, inv.err
 				}
-				if _, _, ok := st.Holds(bid); !ok || (oc.Existing && !seen) {
+				if _, _, ok := st.Holds(bid); !ok {
 					return oc, inv.err
 				}
 				logf("%s: %v; but the backup is queued or active, waiting for it", label, inv.err)

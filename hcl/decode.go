@@ -383,9 +383,12 @@ func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
 			d.errorf(a.Expr.Range(), "Empty hook command",
 				"command must be a list with the program first, e.g. [\"podman\", \"exec\", \"app\", \"true\"].")
 			ok = false
-		} else if strings.ContainsAny(h.Command[0][:1], "-@:+!") {
+		} else if strings.ContainsAny(h.Command[0][:1], "-@:+!|") {
 			d.errorf(a.Expr.Range(), "Invalid hook program",
-				"the program %q must not start with one of - @ : + ! (systemd reads those as prefixes); give its path.", h.Command[0])
+				"the program %q must not start with one of - @ : + ! | (systemd reads those as prefixes); give its path.", h.Command[0])
+			ok = false
+		} else if err := CheckProgram(h.Command[0]); err != nil {
+			d.errorf(a.Expr.Range(), "Invalid hook program", "%v.", err)
 			ok = false
 		}
 	} else {

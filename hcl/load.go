@@ -61,6 +61,10 @@ func StackFiles(dir string) ([]string, error) {
 // diagnostics; a file with errors is skipped and listed in Set.Broken, and
 // a broken config.hcl leaves the built-in defaults in place.
 func Load(dir string) (*Set, hhcl.Diagnostics) {
+	// SourcePath= needs an absolute path: systemd ignores a relative one.
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	set := &Set{Dir: dir}
 	var diags hhcl.Diagnostics
 

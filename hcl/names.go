@@ -100,3 +100,43 @@ func expandHome(p string) string {
 	}
 	return p
 }
+
+// CheckProgram applies the rules systemd uses for the first word of an
+// Exec*= line (after unquoting): not empty, no quotes, backslashes or
+// control characters, not a directory, and either an absolute path of a
+// valid length or a plain file name looked up in systemd's search path.
+// A line that breaks them makes the unit fail to load ("bad-setting") or,
+// with the "-" prefix, is dropped silently; either way the hook would not
+// run, so it is refused here with the hook's position.
+func CheckProgram(p string) error {
+	const pathMax, nameMax = 4096, 255
+	if p == "" {
+		return errors.New("the program is empty")
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\'' || r == '\\' {
+			return fmt.Errorf("the program %q contains a quote, backslash or control character, which systemd refuses in an executable name", p)
+		}
+	}
+	if strings.HasSuffix(p, "/") {
+		return fmt.Errorf("the program %q names a directory", p)
+	}
+	if !strings.HasPrefix(p, "/") {
+		if strings.Contains(p, "/") {
+			return fmt.Errorf("the program %q is neither an absolute path nor a plain name; write /full/path/%s or just the name", p, filepath.Base(p))
+		}
+		if p == "." || p == ".." || len(p) > nameMax {
+			return fmt.Errorf("the program %q is not a valid file name", p)
+		}
+		return nil
+	}
+	if len(p) >= pathMax {
+		return fmt.Errorf("the program path is longer than %d bytes", pathMax-1)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if len(c) > nameMax {
+			return fmt.Errorf("the program path %q has a component longer than %d bytes", p, nameMax)
+		}
+	}
+	return nil
+}

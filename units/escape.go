@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/backup-stack/backup-stack/hcl"
 )
 
 // ExecWord quotes one argument for an Exec*= line so that systemd hands it
@@ -59,6 +61,9 @@ func ExecLine(prefix string, argv []string) (string, error) {
 	if strings.ContainsAny(argv[0][:1], "-@:+!|") {
 		return "", fmt.Errorf("program %q starts with a character systemd reads as a prefix", argv[0])
 	}
+	if err := hcl.CheckProgram(argv[0]); err != nil {
+		return "", err
+	}
 	words := make([]string, len(argv))
 	for i, a := range argv {
 		w, err := ExecWord(a)
@@ -67,8 +72,17 @@ func ExecLine(prefix string, argv []string) (string, error) {
 		}
 		words[i] = w
 	}
-	return prefix + strings.Join(words, " "), nil
+	line := prefix + strings.Join(words, " ")
+	if len(line) > MaxExecLine {
+		return "", fmt.Errorf("the command line is %d bytes long; at most %d fit in a unit file line", len(line), MaxExecLine)
+	}
+	return line, nil
 }
+
+// MaxExecLine bounds an Exec*= value. systemd reads unit files with lines
+// of at most 1 MiB (LONG_LINE_MAX) and refuses the whole file otherwise;
+// staying well below keeps room for the key and any margin.
+const MaxExecLine = 512 << 10
 
 // PlainValue escapes a free-text value (Description=, SourcePath=,
 // OnCalendar=) that systemd reads with specifier expansion but without

@@ -63,6 +63,9 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 	if !path.IsAbs(opt.Helper) {
 		return nil, fmt.Errorf("helper path %q is not absolute", opt.Helper)
 	}
+	if err := hcl.CheckProgram(opt.Helper); err != nil {
+		return nil, fmt.Errorf("helper path: %w", err)
+	}
 	helper, err := ExecWord(opt.Helper)
 	if err != nil {
 		return nil, fmt.Errorf("helper path: %w", err)

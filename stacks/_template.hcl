@@ -1,0 +1,65 @@
+# Template for a stack file. Copy it to ~/.config/backup-stack/stacks/<name>.hcl
+# (files whose name starts with "_" are ignored) and keep only what you need.
+# After editing, run `backup-stack validate` and `systemctl --user daemon-reload`.
+#
+# One stack per file. The label is the stack name: letters, digits, "-" and
+# "_" only; it becomes the instance of backup@<name>.service.
+stack "example" {
+  # The systemd user unit that runs the stack (podman-compose).
+  # Default: "<name>-stack.service".
+  unit = "example-stack.service"
+
+  # Value of the io.podman.compose.project label of its containers; the
+  # backup waits until none of them runs. Default: the stack name.
+  project_label = "example"
+
+  # Required. Duplicati backup names or IDs, run one after another in this
+  # order. Each must be a manual-only job in Duplicati.
+  jobs = ["example", "example-db"]
+
+  # When to back up, in systemd calendar syntax (systemd.time(7), OnCalendar=).
+  # Omitted: defaults.schedule from config.hcl, or no timer at all.
+  # "" turns a default schedule off for this stack.
+  schedule = "*-*-* 03:30:00"
+
+  # What to start again afterwards:
+  #   "previous" (default) only what was active when the backup began
+  #   "always"   the stack unit and its on-demand socket, whatever they were
+  restore_policy = "previous"
+
+  # Bounds (Go durations: "90s", "2m", "1h30m"):
+  stop_timeout  = "2m"  # for the stack to stop and its containers to go (default 2m)
+  start_timeout = "5m"  # for the stack to start again (default 5m)
+  wait_timeout  = "6h"  # for each Duplicati job (default: duplicati.wait_timeout)
+
+  # Paths that must exist before anything is stopped (an autofs mount is
+  # touched first). A missing path fails the backup with the stack still up.
+  require_paths = ["/mnt/backup"]
+
+  # A socket that starts the stack on demand. It is stopped with the stack
+  # (so a request cannot start it mid-backup) and restored afterwards.
+  on_demand {
+    socket  = "example-ondemand.socket"
+    service = "example-ondemand.service" # optional: the socket's own service
+  }
+
+  # Hooks: commands run at a point of the sequence, as a list (no shell).
+  # Kinds, in the order they run:
+  #   pre_stop     before the stack is stopped
+  #   post_stop    after it stopped and its containers are gone
+  #   pre_backup   right before the first job
+  #   post_backup  after the jobs, whatever happened ($SERVICE_RESULT says how it went)
+  #   pre_start    before the stack is started again
+  #   post_start   after it started again
+  #   verify       last, to check the stack works
+  # Several hooks of one kind run in file order. A failing hook fails the
+  # backup unless ignore_failure = true; the stack is restored either way.
+  # The program is an absolute path or a name found in systemd's search path.
+  hook "pre_stop" {
+    command        = ["podman", "exec", "example-app", "example-cli", "flush"]
+    ignore_failure = true
+  }
+  hook "verify" {
+    command = ["/usr/bin/curl", "-fsS", "http://127.0.0.1:8080/health"]
+  }
+}

@@ -1,0 +1,469 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backup-stack/backup-stack/internal/duplicatisim"
+)
+
+var (
+	simBin  string // the built binary
+	utilBin string // symlink named duplicati-server-util
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "duplicati-sim-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	simBin = filepath.Join(dir, "duplicati-sim")
+	utilBin = filepath.Join(dir, "duplicati-server-util")
+	build := exec.Command("go", "build", "-o", simBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building duplicati-sim:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	if err := os.Symlink("duplicati-sim", utilBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startSim runs a simulator in-process and returns it with its host URL (no trailing slash).
+func startSim(t *testing.T, backups []duplicatisim.Backup, q duplicatisim.Quirks) (*duplicatisim.Sim, string) {
+	t.Helper()
+	s := duplicatisim.New(backups, q)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	return s, srv.URL
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+	timedOut       bool
+}
+
+// util runs the stand-in with a clean environment plus env, killing it after timeout.
+func util(t *testing.T, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, utilBin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TZ=UTC"}, env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), timedOut: ctx.Err() != nil}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("running util: %v", err)
+	}
+	return r
+}
+
+var stamp = regexp.MustCompile(`^\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\]: `)
+
+// normalize replaces the host URL and the wait-line timestamps.
+func normalize(s, host string) string {
+	if host != "" {
+		s = strings.ReplaceAll(s, host, "HOST")
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = stamp.ReplaceAllString(l, "[TIME]: ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func check(t *testing.T, r result, host string, wantOut string, wantCode int) {
+	t.Helper()
+	if got := normalize(r.stdout, host); got != wantOut || r.code != wantCode {
+		t.Fatalf("exit %d (want %d)\n--- stdout:\n%s--- want:\n%s--- stderr:\n%s", r.code, wantCode, got, wantOut, r.stderr)
+	}
+}
+
+var backups = []duplicatisim.Backup{
+	{ID: "1", Name: "cryptpad", Duration: 300 * time.Millisecond},
+	{ID: "2", Name: "My Backup", Duration: 300 * time.Millisecond, Result: "Warning"},
+	{ID: "3", Name: "nextcloud", Duration: 300 * time.Millisecond},
+}
+
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		q     duplicatisim.Quirks
+		setup func(s *duplicatisim.Sim, host string)
+		want  string
+	}{
+		{"idle", duplicatisim.Quirks{}, nil,
+			"Connecting to HOST/...\nServer state: Running\nActive task: None\nScheduler tasks: Empty\n\n"},
+		{"paused idle", duplicatisim.Quirks{Paused: true}, nil,
+			"Connecting to HOST/...\nServer state: Paused\nActive task: None\nScheduler tasks: Empty\n\n"},
+		{"active and queued", duplicatisim.Quirks{}, func(s *duplicatisim.Sim, host string) {
+			s.HoldQueue("1", 10*time.Second)
+			waitActive(s)
+			s.HoldQueue("3", time.Second)
+		}, "Connecting to HOST/...\nServer state: Running\nActive task: [Task 1]: BackupId = 1\nScheduled tasks:\n  [Task 2]: BackupId = 3\n\n"},
+		{"task without backup", duplicatisim.Quirks{}, func(s *duplicatisim.Sim, host string) {
+			s.HoldQueue("", 10*time.Second)
+			waitActive(s)
+		}, "Connecting to HOST/...\nServer state: Running\nActive task: [Task 1]: BackupId = \nScheduler tasks: Empty\n\n"},
+		{"garbage", duplicatisim.Quirks{StatusGarbage: true}, nil,
+			"Connecting to HOST/...\nServerStatus { State = RUNNING, Current = -, Pending = 0 }\n\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, host := startSim(t, backups, tc.q)
+			if tc.setup != nil {
+				tc.setup(s, host)
+			}
+			check(t, util(t, 10*time.Second, nil, "status", "--hosturl", host), host, tc.want, 0)
+		})
+	}
+}
+
+func waitActive(s *duplicatisim.Sim) {
+	for i := 0; i < 500; i++ {
+		for _, e := range s.Events() {
+			if !e.Started.IsZero() && e.Finished.IsZero() {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		busy       bool
+		active     string
+		scheduled  string
+		messageEnd string
+	}{
+		{"idle", false, `""`, `""`, "Scheduler tasks: Empty"},
+		{"busy", true, `{"Task":1,"BackupId":"1"}`, `[{"Task":2,"BackupId":"3"}]`, "  [Task 2]: BackupId = 3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, host := startSim(t, backups, duplicatisim.Quirks{})
+			if tc.busy {
+				s.HoldQueue("1", 10*time.Second)
+				waitActive(s)
+				s.HoldQueue("3", time.Second)
+			}
+			r := util(t, 10*time.Second, nil, "--json", "status", "--hosturl="+host)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stdout)
+			}
+			keys := []string{"Timestamp", "UnixTimestamp", "Command", "Success", "ExitCode", "Messages", "Exceptions", "ServerState", "ActiveTask", "SchedulerTasks"}
+			pos := -1
+			for _, k := range keys {
+				i := strings.Index(r.stdout, "\n  \""+k+"\": ")
+				if i <= pos {
+					t.Fatalf("key %s missing or out of order:\n%s", k, r.stdout)
+				}
+				pos = i
+			}
+			var env map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(r.stdout), &env); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+			}
+			compact := func(m json.RawMessage) string {
+				var b bytes.Buffer
+				_ = json.Compact(&b, m)
+				return b.String()
+			}
+			var msgs []string
+			_ = json.Unmarshal(env["Messages"], &msgs)
+			if compact(env["ActiveTask"]) != tc.active || compact(env["SchedulerTasks"]) != tc.scheduled ||
+				string(env["Command"]) != `"status"` || string(env["Success"]) != "true" || string(env["ServerState"]) != `"Running"` ||
+				msgs[0] != "Connecting to "+host+"/..." || msgs[len(msgs)-1] != tc.messageEnd || compact(env["Exceptions"]) != "[]" {
+				t.Fatalf("envelope:\n%s", r.stdout)
+			}
+		})
+	}
+}
+
+func TestRunNoWait(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		arg, want string
+		code      int
+		queued    string // backup ID expected queued, "" none
+	}{
+		{"1", "Connecting to HOST/...\nRunning backup cryptpad (ID: 1)\n\n", 0, "1"},
+		{"CRYPTPAD", "Connecting to HOST/...\nRunning backup cryptpad (ID: 1)\n\n", 0, "1"},
+		{"my backup", "Connecting to HOST/...\nRunning backup My Backup (ID: 2)\n\n", 0, "2"},
+		{"My", "Connecting to HOST/...\nNo backup found with supplied ID or name\n\n", 2, ""},
+		{"01", "Connecting to HOST/...\nNo backup found with supplied ID or name\n\n", 2, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.arg, func(t *testing.T) {
+			t.Parallel()
+			s, host := startSim(t, backups, duplicatisim.Quirks{Paused: true})
+			check(t, util(t, 10*time.Second, nil, "run", tc.arg, "--hosturl", host), host, tc.want, tc.code)
+			ev := s.Events()
+			if tc.queued == "" && len(ev) != 0 || tc.queued != "" && (len(ev) != 1 || ev[0].BackupID != tc.queued) {
+				t.Fatalf("events %+v", ev)
+			}
+		})
+	}
+}
+
+func TestRunWait(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		result   string
+		duration time.Duration
+		code     int
+		running  int // "Backup is running ..." lines
+	}{
+		{"Success", 300 * time.Millisecond, 0, 0},
+		{"Warning", 300 * time.Millisecond, 2, 0},
+		{"Error", 300 * time.Millisecond, 3, 0},
+		{"Fatal", 300 * time.Millisecond, 4, 0},
+		{"Success", 1500 * time.Millisecond, 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s-%v", tc.result, tc.duration), func(t *testing.T) {
+			t.Parallel()
+			_, host := startSim(t, []duplicatisim.Backup{{ID: "5", Name: "app", Duration: tc.duration, Result: tc.result}}, duplicatisim.Quirks{})
+			want := "Connecting to HOST/...\nRunning backup app (ID: 5)\nWaiting for backup to finish...\n" +
+				strings.Repeat("[TIME]: Backup is running ...\n", tc.running) +
+				"Backup status: " + tc.result + "\n\n"
+			check(t, util(t, 20*time.Second, nil, "run", "app", "--wait", "--poll-interval", "1", "--hosturl", host), host, want, tc.code)
+		})
+	}
+}
+
+func TestRunWaitQueuedAndQuiet(t *testing.T) {
+	t.Parallel()
+	t.Run("queued behind another task", func(t *testing.T) {
+		t.Parallel()
+		s, host := startSim(t, backups, duplicatisim.Quirks{})
+		s.HoldQueue("3", 1500*time.Millisecond)
+		want := "Connecting to HOST/...\nRunning backup cryptpad (ID: 1)\nWaiting for backup to finish...\n" +
+			"[TIME]: Backup is queued ...\nBackup status: Success\n\n"
+		check(t, util(t, 20*time.Second, nil, "run", "1", "--wait", "--poll-interval=1", "--hosturl", host), host, want, 0)
+	})
+	t.Run("quiet", func(t *testing.T) {
+		t.Parallel()
+		_, host := startSim(t, backups, duplicatisim.Quirks{})
+		check(t, util(t, 20*time.Second, nil, "run", "2", "--wait", "--quiet", "--poll-interval", "1", "--hosturl", host), host, "Connecting to HOST/...\n\n", 2)
+	})
+	t.Run("poll interval", func(t *testing.T) {
+		t.Parallel()
+		_, host := startSim(t, backups, duplicatisim.Quirks{})
+		check(t, util(t, 10*time.Second, nil, "run", "1", "--wait", "--poll-interval", "0", "--hosturl", host), host,
+			"Poll interval must be at least 1 second\n\n", 2)
+	})
+}
+
+// TestRunWaitTokenExpiry: the wait outlives the access token and re-authenticates (#5904 fix).
+func TestRunWaitTokenExpiry(t *testing.T) {
+	t.Parallel()
+	_, host := startSim(t, []duplicatisim.Backup{{ID: "1", Name: "a", Duration: 2500 * time.Millisecond}},
+		duplicatisim.Quirks{TokenTTL: 1200 * time.Millisecond})
+	r := util(t, 20*time.Second, nil, "run", "a", "--wait", "--poll-interval", "1", "--hosturl", host)
+	out := normalize(r.stdout, host)
+	if r.code != 0 || !strings.Contains(out, "Re-authenticating...\nConnecting to HOST/...\n") || !strings.HasSuffix(out, "Backup status: Success\n\n") {
+		t.Fatalf("exit %d:\n%s", r.code, out)
+	}
+}
+
+func TestRunHangs(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		q      duplicatisim.Quirks
+		queued int
+	}{
+		{"after enqueue", duplicatisim.Quirks{RunHangs: true, Paused: true}, 1},
+		{"before enqueue", duplicatisim.Quirks{RunHangsBeforeEnqueue: true, Paused: true}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, host := startSim(t, backups, tc.q)
+			r := util(t, 1500*time.Millisecond, nil, "run", "1", "--hosturl", host)
+			if !r.timedOut {
+				t.Fatalf("util returned (exit %d): %s", r.code, r.stdout)
+			}
+			if got := normalize(r.stdout, host); got != "Connecting to HOST/...\nRunning backup cryptpad (ID: 1)\n" {
+				t.Fatalf("stdout %q", got)
+			}
+			if n := len(s.Events()); n != tc.queued {
+				t.Fatalf("%d tasks queued, want %d", n, tc.queued)
+			}
+		})
+	}
+}
+
+func TestConnectAndAuth(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	_, host := startSim(t, backups, duplicatisim.Quirks{Password: "pw"})
+	idle := "Connecting to HOST/...\nServer state: Running\nActive task: None\nScheduler tasks: Empty\n\n"
+	denied := "Connecting to HOST/...\nFailed to connect to server: Response status code does not indicate success: 401 (Unauthorized).\n\n"
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		host string
+		want string
+		code int
+	}{
+		{"unreachable", nil, []string{"status", "--hosturl", dead}, dead,
+			"Connecting to HOST/...\nFailed to connect to server: Connection refused (" + strings.TrimPrefix(dead, "http://") + ")\n\n", 2},
+		{"unreachable run", nil, []string{"run", "1", "--wait", "--hosturl", dead}, dead,
+			"Connecting to HOST/...\nFailed to connect to server: Connection refused (" + strings.TrimPrefix(dead, "http://") + ")\n\n", 2},
+		{"no password", nil, []string{"status", "--hosturl", host}, host, denied, 2},
+		{"wrong password", nil, []string{"status", "--password", "x", "--hosturl", host}, host, denied, 2},
+		{"password flag", nil, []string{"status", "--password=pw", "--hosturl", host}, host, idle, 0},
+		{"password env", []string{"DUPLICATI_SIM_PASSWORD=pw"}, []string{"status", "--hosturl", host}, host, idle, 0},
+		{"flag beats env", []string{"DUPLICATI_SIM_PASSWORD=pw"}, []string{"status", "--password", "bad", "--hosturl", host}, host, denied, 2},
+		{"hosturl env", []string{"DUPLICATI_SIM_PASSWORD=pw", "DUPLICATI_SIM_HOSTURL=" + host}, []string{"status"}, host, idle, 0},
+		{"default hosturl", nil, []string{"health"}, "", "Server is unhealthy\n\n", 1}, // nothing listens on 127.0.0.1:8200 in tests, hopefully
+		{"health", nil, []string{"health", "--hosturl", host}, host, "Server is healthy\n\n", 0},
+		{"health down", nil, []string{"health", "--hosturl", dead}, dead, "Server is unhealthy\n\n", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.name == "default hosturl" {
+				if c, err := net.DialTimeout("tcp", "127.0.0.1:8200", 200*time.Millisecond); err == nil {
+					c.Close()
+					t.Skip("something listens on 127.0.0.1:8200")
+				}
+			}
+			check(t, util(t, 10*time.Second, tc.env, tc.args...), tc.host, tc.want, tc.code)
+		})
+	}
+}
+
+func TestListBackups(t *testing.T) {
+	t.Parallel()
+	_, host := startSim(t, backups, duplicatisim.Quirks{})
+	check(t, util(t, 10*time.Second, nil, "list-backups", "--hosturl", host), host,
+		"Connecting to HOST/...\n1: cryptpad\n\n2: My Backup\n\n3: nextcloud\n\n\n", 0)
+	_, empty := startSim(t, nil, duplicatisim.Quirks{})
+	check(t, util(t, 10*time.Second, nil, "list-backups", "--hosturl", empty), empty,
+		"Connecting to HOST/...\nNo backups found\n\n", 0)
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args   []string
+		stderr string
+	}{
+		{nil, "Required command was not provided.\n"},
+		{[]string{"run"}, "Required argument missing for command: 'run'.\n"},
+		{[]string{"frobnicate"}, "Unrecognized command or argument 'frobnicate'.\n"},
+		{[]string{"status", "--wait"}, "Unrecognized command or argument '--wait'.\n"},
+		{[]string{"run", "1", "--poll-interval", "x"}, "Cannot parse argument 'x' for option '--poll-interval' as expected type 'System.Int32'.\n"},
+	}
+	for _, tc := range cases {
+		r := util(t, 10*time.Second, nil, tc.args...)
+		if r.code != 1 || r.stderr != tc.stderr || r.stdout != "" {
+			t.Fatalf("%v: exit %d stdout %q stderr %q", tc.args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestServe runs the binary as a server, drives it with the stand-in, and stops it with SIGTERM.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(simBin, "serve", "--listen", "127.0.0.1:0", "--backup", "1=cryptpad:200ms:Success",
+		"--backup", "2=nextcloud:200ms:Error", "--password-file", pwFile, "--quirks", `{"QueuedDelay":"10ms"}`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading address: %v (%s)", err, stderr.String())
+	}
+	host := "http://" + strings.TrimSpace(line)
+	check(t, util(t, 20*time.Second, nil, "run", "nextcloud", "--wait", "--poll-interval", "1", "--password", "secret", "--hosturl", host), host,
+		"Connecting to HOST/...\nRunning backup nextcloud (ID: 2)\nWaiting for backup to finish...\nBackup status: Error\n\n", 3)
+	check(t, util(t, 10*time.Second, nil, "status", "--hosturl", host), host,
+		"Connecting to HOST/...\nFailed to connect to server: Response status code does not indicate success: 401 (Unauthorized).\n\n", 2)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exit: %v (%s)", err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"serve", "--backup", "nonsense"},
+		{"serve", "--quirks", `{"Nope":1}`},
+		{"serve", "extra"},
+		{"bogus"},
+	} {
+		err := exec.Command(simBin, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+}

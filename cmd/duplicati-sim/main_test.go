@@ -467,3 +467,40 @@ func TestServeBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWaitRaceGap: the non-atomic serverstate read (reference 3.1(6)) makes `run --wait`
+// return while the backup has only just started, reporting the previous log row.
+func TestRunWaitRaceGap(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		gap  bool
+		want string
+	}{
+		{true, "[TIME]: Backup is queued ...\nBackup status: No log generated\n\n"},
+		{false, "[TIME]: Backup is queued ...\n[TIME]: Backup is running ...\nBackup status: Success\n\n"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.gap), func(t *testing.T) {
+			t.Parallel()
+			s, host := startSim(t, []duplicatisim.Backup{{ID: "1", Name: "a", Duration: 1200 * time.Millisecond}},
+				duplicatisim.Quirks{RaceGap: tc.gap, QueuedDelay: 1500 * time.Millisecond})
+			r := util(t, 20*time.Second, nil, "run", "a", "--wait", "--poll-interval", "1", "--hosturl", host)
+			check(t, r, host, "Connecting to HOST/...\nRunning backup a (ID: 1)\nWaiting for backup to finish...\n"+tc.want, 0)
+			if ev := s.Events(); tc.gap && ev[0].Result != "" {
+				t.Fatalf("backup had already finished: %+v", ev)
+			}
+		})
+	}
+}
+
+// TestRunWaitBusyLoop: after a restart at job end the util re-authenticates, finds the backup
+// neither queued nor running, and loops forever (reference 3.1(2)).
+func TestRunWaitBusyLoop(t *testing.T) {
+	t.Parallel()
+	_, host := startSim(t, []duplicatisim.Backup{{ID: "1", Name: "a", Duration: 300 * time.Millisecond}},
+		duplicatisim.Quirks{RestartAtJobEnd: true})
+	r := util(t, 2500*time.Millisecond, nil, "run", "a", "--wait", "--poll-interval", "1", "--hosturl", host)
+	if !r.timedOut || strings.Count(r.stdout, "Re-authenticating...\n") < 3 || strings.Contains(r.stdout, "Backup status") {
+		t.Fatalf("timedOut=%v exit %d:\n%s", r.timedOut, r.code, r.stdout)
+	}
+}

@@ -360,7 +360,7 @@ func TestCheckProgram(t *testing.T) {
 			t.Errorf("CheckProgram(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "bin/x", "./x", ".", "..", "/usr/bin/", "a\"b", "a'b", `a\b`, "a\tb", "a\x7f",
+	for _, bad := range []string{"", "bin/x", "./x", ".", "..", "/usr/bin/", "a\"b", "a'b", `a\b`, "a\tb", "a\x7f", "/opt/$APP/run", "${X}",
 		strings.Repeat("x", 256), "/" + strings.Repeat("x", 256), "/" + strings.Repeat("a/", 2048)} {
 		if err := CheckProgram(bad); err == nil {
 			t.Errorf("CheckProgram(%q) accepted", bad)

@@ -117,6 +117,11 @@ func CheckProgram(p string) error {
 		if r < 0x20 || r == 0x7f || r == '"' || r == '\'' || r == '\\' {
 			return fmt.Errorf("the program %q contains a quote, backslash or control character, which systemd refuses in an executable name", p)
 		}
+		if r == '$' {
+			// systemd expands variables in the arguments but not in the
+			// path it executes, so "$" cannot be written for both.
+			return fmt.Errorf("the program %q contains '$'; systemd does not expand variables in the program path", p)
+		}
 	}
 	if strings.HasSuffix(p, "/") {
 		return fmt.Errorf("the program %q names a directory", p)

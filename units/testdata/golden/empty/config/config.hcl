@@ -1,0 +1,4 @@
+# A config.hcl and no stacks: nothing is generated.
+defaults {
+  schedule = "daily"
+}

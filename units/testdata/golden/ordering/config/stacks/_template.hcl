@@ -1,0 +1,1 @@
+stack "template" { jobs = ["ignored"] }

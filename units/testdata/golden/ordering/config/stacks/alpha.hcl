@@ -1,0 +1,3 @@
+stack "alpha" {
+  jobs = ["alpha"]
+}

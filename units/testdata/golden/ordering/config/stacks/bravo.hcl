@@ -1,0 +1,3 @@
+stack "bravo" {
+  jobs = ["bravo"]
+}

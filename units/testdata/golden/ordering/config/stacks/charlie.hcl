@@ -1,0 +1,4 @@
+stack "charlie" {
+  jobs     = ["charlie"]
+  schedule = ""   # no timer, although defaults has a schedule
+}

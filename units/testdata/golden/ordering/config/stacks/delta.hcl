@@ -1,0 +1,3 @@
+stack "delta" {
+  jobs = ["delta"]
+}

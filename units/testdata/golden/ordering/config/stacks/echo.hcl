@@ -1,0 +1,4 @@
+stack "echo" {
+  jobs     = ["echo"]
+  schedule = "weekly"
+}

@@ -193,7 +193,9 @@ func TestTaskLifecycle(t *testing.T) {
 				ev[0].Started.IsZero() || ev[0].Finished.Before(ev[0].Started) {
 				t.Fatalf("events %+v", ev)
 			}
-			var one struct{ Backup struct{ Metadata map[string]string } }
+			var one struct {
+				Backup struct{ Metadata map[string]string }
+			}
 			c.getJSON("GET", "/api/v1/backup/7", 200, &one)
 			md := one.Backup.Metadata
 			if tc.result == "Fatal" && (md["LastErrorDate"] == "" || md["LastBackupFinished"] != "") {

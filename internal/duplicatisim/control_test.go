@@ -73,7 +73,9 @@ func TestMergeQuirksJSON(t *testing.T) {
 		{`{"Paused":false,"TokenTTL":"2s"}`, false, func(q Quirks) bool { return !q.Paused && q.TokenTTL == 2*time.Second }},
 		{`{"AllowedHosts":[]}`, false, func(q Quirks) bool { return len(q.AllowedHosts) == 0 }},
 		{`{"RaceGap":true,"StatusGarbage":true,"RestartAtJobEnd":true,"RunHangsBeforeEnqueue":true}`, false,
-			func(q Quirks) bool { return q.RaceGap && q.StatusGarbage && q.RestartAtJobEnd && q.RunHangsBeforeEnqueue }},
+			func(q Quirks) bool {
+				return q.RaceGap && q.StatusGarbage && q.RestartAtJobEnd && q.RunHangsBeforeEnqueue
+			}},
 		{`{"TokenTTL":"forever"}`, true, nil},
 		{`{"Unknown":1}`, true, nil},
 		{`[`, true, nil},

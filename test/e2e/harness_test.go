@@ -170,7 +170,9 @@ func (e *env) startManager() {
 	cmd.Dir = e.home
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // its own session and process group
+	// Its own session and process group; SIGTERM if the test process dies without cleanup
+	// (kept across unshare's and bash's exec).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting systemd --user: %v", err)
 	}
@@ -456,7 +458,10 @@ func (e *env) composeStack(name string) *stack {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		e.t.Fatal(err)
 	}
-	labels := fmt.Sprintf("      - %s=%s\n      - %s=%s\n", labelKey, suite.runID, labelTestKey, e.id)
+	labels := ""
+	for _, l := range suiteLabels(e.id) {
+		labels += "      - " + l + "\n"
+	}
 	compose := "version: \"3\"\n" +
 		"services:\n" +
 		"  app:\n" +

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 const (
 	labelKey     = "backup-stack-e2e"      // value: the run id of the go test process
 	labelTestKey = "backup-stack-e2e.test" // value: the test id
+	labelPIDKey  = "backup-stack-e2e.pid"  // value: PID of the go test process (stale sweep)
 	miniImage    = "localhost/backup-stack-e2e-mini:latest"
 	simImageRepo = "localhost/backup-stack-e2e-sim"
 	envRequire   = "BACKUP_STACK_E2E" // "require": a missing prerequisite fails instead of skipping
@@ -100,6 +103,7 @@ func runSuite(m *testing.M) (int, error) {
 	if err := os.WriteFile(suite.containersConf, []byte(containersConf), 0o644); err != nil {
 		return 1, err
 	}
+	sweepStale()
 	buildBinaries()
 	code := m.Run()
 	removeSuiteImages()
@@ -230,6 +234,7 @@ func ensureMiniImage() error {
 		if _, err := podmanCmd(2*time.Minute, "import",
 			"--change", `CMD ["/bin/sh"]`,
 			"--change", "LABEL "+labelKey+"="+suite.runID,
+			"--change", "LABEL "+labelPIDKey+"="+strconv.Itoa(os.Getpid()),
 			tarPath, miniImage); err != nil {
 			suite.miniErr = err
 			return
@@ -257,6 +262,7 @@ func ensureSimImage(simBin string) (string, error) {
 		if _, err := podmanCmd(2*time.Minute, "import",
 			"--change", `CMD ["/bin/sh"]`,
 			"--change", "LABEL "+labelKey+"="+suite.runID,
+			"--change", "LABEL "+labelPIDKey+"="+strconv.Itoa(os.Getpid()),
 			tarPath, img); err != nil {
 			suite.simErr = err
 			return
@@ -378,4 +384,60 @@ func writeRootfsTar(path string, extra map[string][]byte) error {
 		}
 	}
 	return tw.Close()
+}
+
+// suiteLabels are the labels on everything the suite creates.
+func suiteLabels(testID string) []string {
+	return []string{labelKey + "=" + suite.runID, labelTestKey + "=" + testID, labelPIDKey + "=" + strconv.Itoa(os.Getpid())}
+}
+
+// sweepStale removes containers, networks and images left behind by earlier runs of this
+// suite that were killed before their cleanup ran: those carrying our label whose go test
+// process (labelPIDKey) is gone. Objects of a suite run that is still alive are left alone.
+func sweepStale() {
+	alive := func(labels map[string]string) bool {
+		pid, err := strconv.Atoi(labels[labelPIDKey])
+		if err != nil || pid <= 0 {
+			return true // not ours to judge
+		}
+		if pid == os.Getpid() {
+			return true
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && strings.Contains(string(cmdline), ".test")
+	}
+	var objs []struct {
+		ID     string            `json:"Id"`
+		Name   string            `json:"Name"`
+		Labels map[string]string `json:"Labels"`
+	}
+	if out, err := podmanCmd(time.Minute, "ps", "-a", "--filter", "label="+labelKey, "--format", "json"); err == nil && json.Unmarshal([]byte(out), &objs) == nil {
+		for _, o := range objs {
+			if !alive(o.Labels) {
+				fmt.Fprintf(os.Stderr, "e2e: removing stale container %s (run %s)\n", o.ID, o.Labels[labelKey])
+				podmanCmd(time.Minute, "rm", "-f", "-i", "-t", "0", o.ID)
+			}
+		}
+	}
+	var nets []struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	}
+	if out, err := podmanCmd(time.Minute, "network", "ls", "--filter", "label="+labelKey, "--format", "json"); err == nil && json.Unmarshal([]byte(out), &nets) == nil {
+		for _, n := range nets {
+			if !alive(n.Labels) {
+				fmt.Fprintf(os.Stderr, "e2e: removing stale network %s (run %s)\n", n.Name, n.Labels[labelKey])
+				podmanCmd(time.Minute, "network", "rm", "-f", n.Name)
+			}
+		}
+	}
+	objs = nil
+	if out, err := podmanCmd(time.Minute, "images", "--filter", "label="+labelKey, "--format", "json"); err == nil && json.Unmarshal([]byte(out), &objs) == nil {
+		for _, o := range objs {
+			if !alive(o.Labels) {
+				fmt.Fprintf(os.Stderr, "e2e: removing stale image %s (run %s)\n", o.ID, o.Labels[labelKey])
+				podmanCmd(time.Minute, "rmi", o.ID)
+			}
+		}
+	}
 }

@@ -49,7 +49,7 @@ func (e *env) startSim(backups ...string) *sim {
 	cmd.Env = e.userEnv()
 	cmd.Stdout = pw
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		pw.Close()
 		pr.Close()
@@ -195,10 +195,12 @@ func (e *env) simContainer() string {
 	}
 	name := "duplicati-" + e.id
 	e.containers = append(e.containers, name)
-	if _, err := e.podman("run", "-d", "--name", name, "--init", "--network", "host",
-		"--label", labelKey+"="+suite.runID, "--label", labelTestKey+"="+e.id,
-		"-e", "DUPLICATI_SIM_HOSTURL="+e.sim.URL,
-		img, "sleep", "86400"); err != nil {
+	args := []string{"run", "-d", "--name", name, "--init", "--network", "host"}
+	for _, l := range suiteLabels(e.id) {
+		args = append(args, "--label", l)
+	}
+	args = append(args, "-e", "DUPLICATI_SIM_HOSTURL="+e.sim.URL, img, "sleep", "86400")
+	if _, err := e.podman(args...); err != nil {
 		e.t.Fatal(err)
 	}
 	return name

@@ -28,9 +28,10 @@ import (
 // (no backup-ID ambiguity, no non-atomic read race) and at 500ms notices completion well
 // within a second. HTTP proxies from the environment are not used: Duplicati is local.
 type apiBackend struct {
-	o    Options
-	base string // ".../api/v1/"
-	hc   *http.Client
+	o     Options
+	base  string // ".../api/v1/"
+	shown string // base with any password in the URL redacted, for messages
+	hc    *http.Client
 
 	mu      sync.Mutex
 	token   string
@@ -51,7 +52,7 @@ func newAPI(o Options, u *url.URL) *apiBackend {
 	tr.Proxy = nil
 	tr.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	base := strings.TrimRight(u.String(), "/") + "/api/v1/"
-	return &apiBackend{o: o, base: base, hc: &http.Client{Transport: tr}}
+	return &apiBackend{o: o, base: base, shown: strings.TrimRight(u.Redacted(), "/") + "/api/v1/", hc: &http.Client{Transport: tr}}
 }
 
 // httpError is a non-2xx answer the caller may want to handle (400, 404, ...).
@@ -147,7 +148,8 @@ func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in a
 		}
 		return resp.StatusCode, body, nil
 	}
-	return 0, nil, fmt.Errorf("%s %s%s: %d attempts: %v: %w", method, a.base, path, requestAttempts, last, ErrUnreachable)
+	msg := strings.ReplaceAll(last.Error(), a.base, a.shown)
+	return 0, nil, fmt.Errorf("%s %s%s: %d attempts: %s: %w", method, a.shown, path, requestAttempts, msg, ErrUnreachable)
 }
 
 // login gets a fresh access token.
@@ -158,15 +160,15 @@ func (a *apiBackend) login(ctx context.Context) (string, error) {
 	}
 	switch {
 	case code == http.StatusUnauthorized:
-		return "", fmt.Errorf("login to %s rejected (401 %s): check the password: %w: %w", a.base, errorText(body), ErrAuth, ErrUnreachable)
+		return "", fmt.Errorf("login to %s rejected (401 %s): check the password: %w: %w", a.shown, errorText(body), ErrAuth, ErrUnreachable)
 	case code == http.StatusForbidden && strings.HasPrefix(errorText(body), "Invalid hostname"):
 		return "", a.hostnameErr("POST", "auth/login", errorText(body))
 	case code < 200 || code > 299:
-		return "", fmt.Errorf("login to %s: %d %s: %w", a.base, code, errorText(body), ErrUnreachable)
+		return "", fmt.Errorf("login to %s: %d %s: %w", a.shown, code, errorText(body), ErrUnreachable)
 	}
 	var out struct{ AccessToken string }
 	if err := json.Unmarshal(body, &out); err != nil || out.AccessToken == "" {
-		return "", fmt.Errorf("login to %s: no AccessToken in the answer: %w", a.base, ErrUnparseable)
+		return "", fmt.Errorf("login to %s: no AccessToken in the answer: %w", a.shown, ErrUnparseable)
 	}
 	a.mu.Lock()
 	a.token, a.tokenAt = out.AccessToken, time.Now()
@@ -376,9 +378,11 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 			logf("%s: gave up after %s (wait timeout); task %d stays %s in Duplicati, it was not aborted",
 				label, fmtDur(o.WaitTimeout), id, strings.ToLower(orStr(lastStatus, "unknown")))
 			st := ""
-			if s, err := a.State(ctx); err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if s, err := a.State(sctx); err == nil {
 				st = "; server: " + s.String()
 			}
+			cancel()
 			return oc, fmt.Errorf("%s: task %d not finished after %s (status %s%s): %w",
 				label, id, fmtDur(time.Since(began)), orStr(lastStatus, "unknown"), st, ErrTimeout)
 		case <-poll.C:

@@ -218,7 +218,7 @@ const (
 	defaultExecPoll        = 2 * time.Second
 	defaultAPIPoll         = 500 * time.Millisecond
 	defaultWaitTimeout     = 6 * time.Hour
-	maxConfirmDelay        = 500 * time.Millisecond // second "gone" poll of the exec route
+	maxConfirmDelay        = 250 * time.Millisecond // second "gone" poll of the exec route
 	t0Slack                = 2 * time.Second
 	unreachableGraceInWait = 30 * time.Second // tolerated outage while waiting (server restart)
 )

@@ -415,7 +415,7 @@ func TestRun(t *testing.T) {
 func runScenario(t *testing.T, sc scenario, route string) {
 	e := newEnv(t, sc.backups, sc.quirks, sc.env)
 	defer func() {
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			t.Logf("log:\n%s\nevents: %+v", e.logs, e.sim.Events())
 		}
 	}()

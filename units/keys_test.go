@@ -1,0 +1,410 @@
+package units
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/backup-stack/backup-stack/hcl"
+)
+
+// TestEmulatorKnownLines pins the systemd emulation to examples from
+// systemd.service(5) and systemd.syntax(7), so the tests below rest on it.
+func TestEmulatorKnownLines(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want [][]string // argv of each command; nil: must fail
+		pfx  string
+	}{
+		{`/bin/echo "one" 'two' three\sfour`, [][]string{{"/bin/echo", "one", "two", "three four"}}, ""},
+		{`-/bin/true`, [][]string{{"/bin/true"}}, "-"},
+		{`-"/bin/true"`, [][]string{{"/bin/true"}}, "-"},
+		{`"-/bin/true"`, [][]string{{"/bin/true"}}, "-"}, // prefixes come off the unquoted word
+		{`/bin/echo a ; /bin/echo b`, [][]string{{"/bin/echo", "a"}, {"/bin/echo", "b"}}, ""},
+		{`/bin/echo a \; b`, [][]string{{"/bin/echo", "a", ";", "b"}}, ""},
+		{`/bin/echo ";"`, [][]string{{"/bin/echo", ";"}}, ""},
+		{`/bin/echo "a\x41\101\u00e9\n"`, [][]string{{"/bin/echo", "aAAé\n"}}, ""},
+		{`/bin/echo a"b c"d`, [][]string{{"/bin/echo", "ab cd"}}, ""},
+		{`/bin/echo 100%%`, [][]string{{"/bin/echo", "100%"}}, ""},
+		{`/bin/echo $$HOME`, [][]string{{"/bin/echo", "$HOME"}}, ""},
+		{`/bin/echo a$b`, [][]string{{"/bin/echo", "a$b"}}, ""},
+		{`/bin/echo %n`, nil, ""},
+		{`/bin/echo $HOME`, nil, ""},
+		{`/bin/echo ${HOME}`, nil, ""},
+		{`/bin/echo "$"`, nil, ""},
+		{`/bin/echo "unbalanced`, nil, ""},
+		{`/bin/echo trailing\`, nil, ""},
+		{`/bin/echo \q`, nil, ""},
+		{`/bin/echo \x00`, nil, ""},
+		{`bin/echo`, nil, ""},
+		{`@/bin/echo`, nil, ""},
+	} {
+		cmds, err := sdParseExec(c.line, "")
+		if c.want == nil {
+			if err == nil {
+				t.Errorf("%s: parsed as %q, want an error", c.line, cmds)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.line, err)
+			continue
+		}
+		var got [][]string
+		for _, cmd := range cmds {
+			got = append(got, cmd.Argv)
+		}
+		if !reflect.DeepEqual(got, c.want) || cmds[0].Prefix != c.pfx {
+			t.Errorf("%s: got %q prefix %q, want %q prefix %q", c.line, got, cmds[0].Prefix, c.want, c.pfx)
+		}
+	}
+}
+
+func renderCase(t *testing.T, name string) (*hcl.Set, map[string]File) {
+	t.Helper()
+	set := loadCase(t, name)
+	files, err := Render(set, Options{Helper: goldenHelper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPath := map[string]File{}
+	for _, f := range files {
+		if _, dup := byPath[f.Path]; dup {
+			t.Errorf("%s rendered twice", f.Path)
+		}
+		byPath[f.Path] = f
+	}
+	return set, byPath
+}
+
+// options parses a generated file both with go-systemd and with the
+// systemd emulation and checks they agree.
+func options(t *testing.T, f File) []*unit.UnitOption {
+	t.Helper()
+	opts, err := unit.DeserializeOptions(bytes.NewReader(f.Content))
+	if err != nil {
+		t.Fatalf("%s: %v", f.Path, err)
+	}
+	sd, err := sdParseUnit(f.Content)
+	if err != nil {
+		t.Fatalf("%s: %v", f.Path, err)
+	}
+	if len(sd) != len(opts) {
+		t.Fatalf("%s: go-systemd read %d options, the emulation %d", f.Path, len(opts), len(sd))
+	}
+	for i, o := range opts {
+		if (sdOption{o.Section, o.Name, o.Value}) != sd[i] {
+			t.Errorf("%s: go-systemd %v, emulation %v", f.Path, *o, sd[i])
+		}
+	}
+	return opts
+}
+
+func values(opts []*unit.UnitOption, section, name string) []string {
+	var out []string
+	for _, o := range opts {
+		if o.Section == section && o.Name == name {
+			out = append(out, o.Value)
+		}
+	}
+	return out
+}
+
+func one(t *testing.T, opts []*unit.UnitOption, section, name string) string {
+	t.Helper()
+	v := values(opts, section, name)
+	if len(v) != 1 {
+		t.Fatalf("%s.%s= appears %d times: %q", section, name, len(v), v)
+	}
+	return v[0]
+}
+
+func TestHoldConflicts(t *testing.T) {
+	_, files := renderCase(t, "ondemand")
+	for stack, want := range map[string]string{
+		"with-service": "with-service-stack.service zoopa-ondemand@with-service.socket zoopa-ondemand@with-service.service",
+		"socket-only":  "socket-only.service socket-only.socket",
+	} {
+		f, ok := files["backup-hold@"+stack+".service.d/50-stack.conf"]
+		if !ok {
+			t.Fatalf("no hold drop-in for %s", stack)
+		}
+		opts := options(t, f)
+		if got := one(t, opts, "Unit", "Conflicts"); got != want {
+			t.Errorf("backup-hold@%s.service.d/50-stack.conf has Conflicts=%q, want %q", stack, got, want)
+		}
+		if got := one(t, opts, "Unit", "After"); got != want {
+			t.Errorf("backup-hold@%s.service.d/50-stack.conf has After=%q, want %q", stack, got, want)
+		}
+	}
+}
+
+// step names one Exec line: a helper verb or the program of a hook.
+func step(t *testing.T, value string) (prefix, name string) {
+	t.Helper()
+	cmds, err := sdParseExec(value, "")
+	if err != nil || len(cmds) != 1 {
+		t.Fatalf("%s: %v", value, err)
+	}
+	c := cmds[0]
+	if c.Path != goldenHelper {
+		return c.Prefix, "hook:" + c.Argv[0]
+	}
+	if c.Argv[1] == "hook" {
+		return c.Prefix, "wrapped:" + c.Argv[3] + ":" + c.Argv[len(c.Argv)-1]
+	}
+	return c.Prefix, c.Argv[1]
+}
+
+func TestExecSequence(t *testing.T) {
+	set, files := renderCase(t, "hooks")
+	st := set.Stacks[0]
+	opts := options(t, files["backup@app.service.d/50-stack.conf"])
+
+	type line struct{ prefix, name string }
+	var pre, post []line
+	for _, v := range values(opts, "Service", "ExecStartPre") {
+		p, n := step(t, v)
+		pre = append(pre, line{p, n})
+	}
+	for _, v := range values(opts, "Service", "ExecStopPost") {
+		p, n := step(t, v)
+		post = append(post, line{p, n})
+	}
+	// gate, pre_stop hooks, hold, wait-stopped, post_stop, pre_backup;
+	// "-" only on hooks with ignore_failure.
+	wantPre := []line{
+		{"", "gate"},
+		{"-", "hook:podman"},
+		{"", "hook:/usr/local/bin/flush"},
+		{"", "hold"},
+		{"", "wait-stopped"},
+		{"", "hook:/usr/bin/logger"},
+		{"-", "hook:/usr/bin/sync"},
+	}
+	// post_backup, pre_start, restore, post_start, verify, release; every
+	// line but the last carries "-" so a failure never skips the restore
+	// or the release.
+	wantPost := []line{
+		{"-", "wrapped:post_backup:result=$SERVICE_RESULT"},
+		{"-", "wrapped:post_backup:/usr/local/bin/notify-2"},
+		{"-", "wrapped:pre_start:pre_start"},
+		{"-", "restore"},
+		{"-", "wrapped:post_start:--off"},
+		{"-", "wrapped:verify:http://127.0.0.1:8080/status.php"},
+		{"", "release"},
+	}
+	if !reflect.DeepEqual(pre, wantPre) {
+		t.Errorf("ExecStartPre sequence\n got %v\nwant %v", pre, wantPre)
+	}
+	if !reflect.DeepEqual(post, wantPost) {
+		t.Errorf("ExecStopPost sequence\n got %v\nwant %v", post, wantPost)
+	}
+	if v := values(opts, "Service", "ExecStart"); len(v) != 0 {
+		t.Errorf("the drop-in must not touch ExecStart= (the template runs `run %%i`): %q", v)
+	}
+
+	// The hook arguments arrive byte for byte.
+	flush := st.HooksOf("pre_stop")[1].Command
+	cmds, err := sdParseExec(values(opts, "Service", "ExecStartPre")[2], "")
+	if err != nil || !reflect.DeepEqual(cmds[0].Argv, flush) {
+		t.Errorf("flush hook argv %q, want %q (%v)", cmds[0].Argv, flush, err)
+	}
+	// Wrapped hooks: H hook <stack> <kind> [--ignore-failure] -- argv...
+	cmds, err = sdParseExec(values(opts, "Service", "ExecStopPost")[4], "")
+	want := append([]string{goldenHelper, "hook", "app", "post_start", "--ignore-failure", "--"}, st.HooksOf("post_start")[0].Command...)
+	if err != nil || !reflect.DeepEqual(cmds[0].Argv, want) {
+		t.Errorf("wrapped post_start argv %q, want %q (%v)", cmds[0].Argv, want, err)
+	}
+	cmds, err = sdParseExec(values(opts, "Service", "ExecStopPost")[0], "")
+	want = append([]string{goldenHelper, "hook", "app", "post_backup", "--"}, st.HooksOf("post_backup")[0].Command...)
+	if err != nil || !reflect.DeepEqual(cmds[0].Argv, want) {
+		t.Errorf("wrapped post_backup argv %q, want %q (%v)", cmds[0].Argv, want, err)
+	}
+
+	// Timeouts come from units.Timeouts.
+	start, stop := Timeouts(set.Config, st)
+	if got := one(t, opts, "Service", "TimeoutStartSec"); got != seconds(start) {
+		t.Errorf("TimeoutStartSec=%s, want %s", got, seconds(start))
+	}
+	if got := one(t, opts, "Service", "TimeoutStopSec"); got != seconds(stop) {
+		t.Errorf("TimeoutStopSec=%s, want %s", got, seconds(stop))
+	}
+	// 90s stop, 3m start, 2 jobs of 25s run + 2h wait, gate waits 6h.
+	if seconds(start) != "36530" || seconds(stop) != "570" {
+		t.Errorf("Timeouts = %s, %s", seconds(start), seconds(stop))
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	cfg, _ := hcl.ParseConfig("", nil)
+	st := &hcl.Stack{Jobs: []string{"a", "b", "c"}, StopTimeout: hcl.DefaultStopTimeout,
+		StartTimeout: hcl.DefaultStartTimeout, WaitTimeout: cfg.Duplicati.WaitTimeout}
+	start, stop := Timeouts(cfg, st)
+	// gate 6h + hold and container wait 2×2m + 3×(25s+6h) + margin 5m
+	if want := 6*3600 + 240 + 3*(25+6*3600) + 300; seconds(start) != strconv.Itoa(want) {
+		t.Errorf("start %s, want %d", seconds(start), want)
+	}
+	if want := 120 + 300 + 300; seconds(stop) != strconv.Itoa(want) {
+		t.Errorf("stop %s, want %d", seconds(stop), want)
+	}
+}
+
+func TestOrderingAndTimers(t *testing.T) {
+	set, files := renderCase(t, "ordering")
+	var before []string
+	for _, st := range set.Stacks {
+		opts := options(t, files["backup@"+st.Name+".service.d/50-stack.conf"])
+		after := values(opts, "Unit", "After")
+		var want []string
+		for _, n := range before {
+			want = append(want, "backup@"+n+".service")
+		}
+		switch {
+		case len(want) == 0 && len(after) != 0:
+			t.Errorf("%s: After=%q, want none", st.Name, after)
+		case len(want) > 0 && (len(after) != 1 || after[0] != strings.Join(want, " ")):
+			t.Errorf("%s: After=%q, want %q", st.Name, after, strings.Join(want, " "))
+		}
+		before = append(before, st.Name)
+
+		if got := one(t, opts, "Unit", "SourcePath"); got != st.File {
+			t.Errorf("%s: SourcePath=%q, want %q", st.Name, got, st.File)
+		}
+		link, linked := files["timers.target.wants/backup@"+st.Name+".timer"]
+		timer, hasTimer := files["backup@"+st.Name+".timer.d/50-schedule.conf"]
+		if scheduled := st.Schedule != ""; linked != scheduled || hasTimer != scheduled {
+			t.Errorf("%s: schedule %q but wants link %v, timer drop-in %v", st.Name, st.Schedule, linked, hasTimer)
+		}
+		if linked {
+			if link.Link != "../backup@.timer" || link.Content != nil {
+				t.Errorf("%s: link %+v", st.Name, link)
+			}
+			topts := options(t, timer)
+			if got := one(t, topts, "Timer", "OnCalendar"); got != st.Schedule {
+				t.Errorf("%s: OnCalendar=%q, want %q", st.Name, got, st.Schedule)
+			}
+			if got := one(t, topts, "Unit", "SourcePath"); got != st.File {
+				t.Errorf("%s: timer SourcePath=%q", st.Name, got)
+			}
+		}
+	}
+	if got := strings.Join(before, " "); got != "alpha bravo charlie delta echo" {
+		t.Errorf("stacks %s", got)
+	}
+	if _, ok := files["timers.target.wants/backup@charlie.timer"]; ok {
+		t.Error(`charlie has schedule = "" and must have no timer`)
+	}
+}
+
+func TestEveryFileHasHeaderAndParses(t *testing.T) {
+	for _, name := range []string{"hooks", "ondemand", "ordering"} {
+		_, files := renderCase(t, name)
+		for p, f := range files {
+			if f.Link != "" {
+				if !strings.HasPrefix(p, "timers.target.wants/") {
+					t.Errorf("unexpected link %s", p)
+				}
+				continue
+			}
+			if !bytes.HasPrefix(f.Content, []byte("# Automatically generated by backup-generator")) {
+				t.Errorf("%s does not start with the header", p)
+			}
+			opts := options(t, f)
+			for _, o := range opts {
+				if strings.ContainsAny(o.Value, "\n\r") {
+					t.Errorf("%s: %s= holds a newline", p, o.Name)
+				}
+			}
+			if strings.HasSuffix(p, ".conf") {
+				if len(values(opts, "Unit", "SourcePath")) != 1 {
+					t.Errorf("%s has no SourcePath=", p)
+				}
+			}
+		}
+		// The templates' ExecStart= run the helper with the instance.
+		for tpl, verb := range map[string]string{"backup@.service": "run", "backup-hold@.service": "held"} {
+			opts := options(t, files[tpl])
+			cmds, err := sdParseExec(one(t, opts, "Service", "ExecStart"), "inst")
+			if err != nil || !reflect.DeepEqual(cmds[0].Argv, []string{goldenHelper, verb, "inst"}) {
+				t.Errorf("%s ExecStart= %v %v", tpl, cmds, err)
+			}
+		}
+	}
+}
+
+func TestRenderDeterministic(t *testing.T) {
+	for _, name := range []string{"hooks", "ondemand", "ordering"} {
+		a, err := Render(loadCase(t, name), Options{Helper: goldenHelper})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Render(loadCase(t, name), Options{Helper: goldenHelper})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) || !bytes.Equal(dryRun(t, a), dryRun(t, b)) {
+			t.Errorf("%s: two renders differ", name)
+		}
+	}
+}
+
+func TestRenderNoStacks(t *testing.T) {
+	files, err := Render(loadCase(t, "empty"), Options{Helper: goldenHelper})
+	if err != nil || len(files) != 0 {
+		t.Errorf("no stacks: %d files, %v", len(files), err)
+	}
+}
+
+func TestRenderRefusesBadHelper(t *testing.T) {
+	set := loadCase(t, "ondemand")
+	for _, h := range []string{"", "backup-stack", "relative/backup-stack", "/opt/$X/backup-stack", "/opt/x\n/backup-stack", "/usr/bin/"} {
+		if _, err := Render(set, Options{Helper: h}); err == nil {
+			t.Errorf("helper %q accepted", h)
+		}
+	}
+	// A helper path with blanks and a percent sign is fine when escaped.
+	files, err := Render(set, Options{Helper: "/opt/my tools/100%/backup-stack"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Path == "backup@.service" {
+			cmds, err := sdParseExec(one(t, options(t, f), "Service", "ExecStart"), "x")
+			if err != nil || cmds[0].Path != "/opt/my tools/100%/backup-stack" {
+				t.Errorf("ExecStart %v %v", cmds, err)
+			}
+		}
+	}
+}
+
+// TestRenderSkipsBadStack: a stack that cannot be rendered is reported as a
+// *StackError and the others are still rendered.
+func TestRenderSkipsBadStack(t *testing.T) {
+	set := loadCase(t, "ordering")
+	set.Stacks[1].Schedule = `daily\` // cannot be written
+	files, err := Render(set, Options{Helper: goldenHelper})
+	var se *StackError
+	if err == nil || !errors.As(err, &se) || se.Stack != "bravo" {
+		t.Fatalf("err %v", err)
+	}
+	var got []string
+	for _, f := range files {
+		if strings.HasSuffix(f.Path, ".service.d/50-stack.conf") && strings.HasPrefix(f.Path, "backup@") {
+			got = append(got, f.Path)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("rendered %v", got)
+	}
+	for _, f := range files {
+		if strings.Contains(string(f.Content), "backup@bravo.service") || strings.Contains(f.Path, "bravo") {
+			t.Errorf("%s mentions the skipped stack", f.Path)
+		}
+	}
+}

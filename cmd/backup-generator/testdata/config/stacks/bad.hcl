@@ -1,0 +1,4 @@
+stack "bad" {
+  jobs           = ["bad"]
+  restore_policy = "sometimes"
+}

@@ -1,0 +1,6 @@
+stack "other" {
+  jobs = ["other"]
+  on_demand {
+    socket = "other.socket"
+  }
+}

@@ -17,6 +17,23 @@
 //     request by a per-request timeout, the whole wait by WaitTimeout (ErrTimeout), and
 //     context cancellation returns ErrInterrupted (after aborting the task on the API route).
 //
+// Decisions where the brief or the reference left room:
+//
+//   - Job names resolve like ServerUtil's `run`: the first backup whose name equals the job
+//     case-insensitively or whose ID equals it exactly, in the server's list order.
+//   - Outcome.Started is when we first saw the task active (else when we asked for the run);
+//     Outcome.Finished is when we saw it finished, so it is never before the server's end.
+//   - Outcome.Existing / a log line report that Duplicati already had a task for the backup
+//     (ServerUtil and the API then enqueue nothing); we wait for that task. On the API route
+//     such a task that was not a backup (verify, compact) yields Result Unknown.
+//   - While waiting, a failing status poll (util exit != 0, connection refused) is retried
+//     for up to 30s (a restarting server); before the wait starts it fails at once. An
+//     unparseable answer always fails at once.
+//   - On WaitTimeout the task is not aborted (the log says so); on cancellation the API route
+//     aborts it (POST task/{id}/abort), the exec route cannot and says so.
+//   - An exec-route Unknown is not a failure by default (ExecUnknownIsSuccess); an API-route
+//     Unknown (no result row after a restart, an existing non-backup task) always is.
+//
 // Error convention: Run returns a nil error whenever the job really finished and its result
 // is in Outcome.Result — including Error, Fatal and Unknown. A non-nil error means the job's
 // end could not be established (unreachable server, unparseable output, unknown job, wait
@@ -181,7 +198,9 @@ type Options struct {
 	RunTimeout time.Duration
 	// ExecUnknownIsSuccess (default true when nil) is copied into Outcome.UnknownIsSuccess by
 	// the exec route, which cannot learn a job's result (see execBackend). The seed counted
-	// such runs as successful; the CLI logs "outcome not reported by the exec route".
+	// such runs as successful; Run logs "outcome not reported by the exec route" and keeps
+	// Result "Unknown" either way, so the CLI can warn. It is a pointer because its default
+	// is true (a plain bool could not tell "unset" from false); see BoolPtr.
 	ExecUnknownIsSuccess *bool
 
 	// API route.

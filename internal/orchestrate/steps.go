@@ -376,7 +376,7 @@ func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, st.StopTimeout+30*time.Second)
 	defer cancel()
-	if err := e.Systemctl.Stop(sctx, HoldUnit(st.Name)); err != nil {
+	if err := e.Systemctl.StopAlone(sctx, HoldUnit(st.Name)); err != nil {
 		return fail(fmt.Errorf("releasing the hold: %w", err))
 	}
 	var start []string

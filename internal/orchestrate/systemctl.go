@@ -54,6 +54,17 @@ func (s Systemctl) Stop(ctx context.Context, units ...string) error {
 	return err
 }
 
+// StopAlone stops units without propagating the stop along dependencies
+// (--job-mode=ignore-dependencies). The restore needs it for the hold unit:
+// backup@<stack> is PartOf= the hold unit, and a propagated stop job would
+// replace the backup unit's still running start job (a oneshot's start job
+// lasts through ExecStopPost=), so the `systemctl start backup@<stack>` that
+// is waiting would report "canceled" after a good backup.
+func (s Systemctl) StopAlone(ctx context.Context, units ...string) error {
+	_, err := s.run(ctx, append([]string{"stop", "--job-mode=ignore-dependencies"}, units...)...)
+	return err
+}
+
 // Show returns the requested properties of a unit.
 func (s Systemctl) Show(ctx context.Context, unit string, props ...string) (map[string]string, error) {
 	args := []string{"show", unit}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/backup-stack/backup-stack/internal/orchestrate"
+)
+
+// ListCmd lists the configured stacks, like the seed's `backup list`.
+type ListCmd struct{}
+
+func (c *ListCmd) Run(ctx context.Context, app *App) error {
+	set, diags, err := app.load()
+	if err != nil {
+		return err
+	}
+	app.printDiags(diags, "")
+	stateDir, _ := orchestrate.StateDir()
+	sc := orchestrate.Systemctl{}
+	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STACK\tUNIT\tLABEL\tJOBS\tSCHEDULE\tNEXT RUN\tLAST RESULT\tHELD")
+	for _, st := range set.Stacks {
+		next := "-"
+		held := "no"
+		if st.Schedule != "" {
+			if m, err := sc.Show(ctx, "backup@"+st.Name+".timer", "NextElapseUSecRealtime"); err == nil && m["NextElapseUSecRealtime"] != "" {
+				next = m["NextElapseUSecRealtime"]
+			}
+		}
+		if ok, err := sc.Active(ctx, orchestrate.HoldUnit(st.Name)); err == nil && ok {
+			held = "yes"
+		}
+		last := "never"
+		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
+			last = fmt.Sprintf("%s %s", orDash(h.Result), h.Finished.Format(time.DateTime))
+			if h.Downtime > 0 {
+				last += fmt.Sprintf(" (down %.1fs)", h.Downtime)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Unit, st.ProjectLabel,
+			strings.Join(st.Jobs, ","), orDash(st.Schedule), next, last, held)
+	}
+	if len(set.Broken) > 0 {
+		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors: %s\n", len(set.Broken), strings.Join(set.Broken, " "))
+	}
+	return tw.Flush()
+}

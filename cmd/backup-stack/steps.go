@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/orchestrate"
+)
+
+// stepErr maps the errors of the steps to exit codes.
+func stepErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, orchestrate.ErrPrecondition):
+		return withCode(exitPrecond, err)
+	case errors.Is(err, orchestrate.ErrGateTimeout):
+		return withCode(exitTimeout, err)
+	case errors.Is(err, orchestrate.ErrUnreachable):
+		return withCode(exitUnreachable, err)
+	case errors.Is(err, orchestrate.ErrNotFromUnit):
+		return withCode(exitUsage, err)
+	case errors.Is(err, context.Canceled):
+		return withCode(exitInterrupted, err)
+	}
+	return err
+}
+
+type stepSetup struct {
+	set *hcl.Set
+	st  *hcl.Stack
+	l   *logger
+	env *orchestrate.Env
+}
+
+func (a *App) step(arg, name string) (*stepSetup, error) {
+	set, st, err := a.stack(arg)
+	if err != nil {
+		return nil, err
+	}
+	l := a.logger(set, st.Name, name+" "+st.Name)
+	env, err := a.env(l, set.Config.Duplicati.PollInterval)
+	if err != nil {
+		return nil, err
+	}
+	return &stepSetup{set: set, st: st, l: l, env: env}, nil
+}
+
+// GateCmd is the first ExecStartPre= of backup@.service.
+type GateCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *GateCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, "gate")
+	if err != nil {
+		return err
+	}
+	d := s.set.Config.Duplicati
+	b, err := backend(d, d.WaitTimeout, func(string, ...any) {})
+	if err != nil {
+		return err
+	}
+	idle := func(ctx context.Context) (bool, string, error) {
+		sctx, cancel := context.WithTimeout(ctx, d.RunTimeout)
+		defer cancel()
+		st, err := b.State(sctx)
+		if err != nil {
+			return false, "", err
+		}
+		return st.Idle() && !st.Paused, st.String(), nil
+	}
+	return stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle))
+}
+
+// HoldCmd starts the hold unit.
+type HoldCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *HoldCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, "hold")
+	if err != nil {
+		return err
+	}
+	return stepErr(orchestrate.Hold(ctx, s.env, s.st))
+}
+
+// HeldCmd is the ExecStart= of backup-hold@.service. It only logs: the
+// unit's Conflicts= do the work. It must not need the configuration, so a
+// hold unit can always start (and thus always be stopped again).
+type HeldCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *HeldCmd) Run(ctx context.Context, app *App) error {
+	fmt.Fprintf(app.Stderr, "stack %s is held down for its backup; `systemctl --user start %s-stack.service` (or any start of the stack) stops the backup\n",
+		c.Stack, c.Stack)
+	return nil
+}
+
+// WaitStoppedCmd waits for the stack's containers to stop.
+type WaitStoppedCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *WaitStoppedCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, "wait-stopped")
+	if err != nil {
+		return err
+	}
+	return stepErr(orchestrate.WaitStopped(ctx, s.env, s.st))
+}
+
+// HookCmd runs a hook from ExecStopPost=.
+type HookCmd struct {
+	Stack         string   `arg:""`
+	Kind          string   `arg:"" enum:"pre_stop,post_stop,pre_backup,post_backup,pre_start,post_start,verify"`
+	IgnoreFailure bool     `help:"Log a failure instead of failing the unit."`
+	Command       []string `arg:"" passthrough:"" help:"The hook command, after --."`
+}
+
+func (c *HookCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, c.Kind)
+	if err != nil {
+		return err
+	}
+	argv := c.Command
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	return stepErr(orchestrate.RunHook(ctx, s.env, s.st, c.Kind, c.IgnoreFailure, argv))
+}
+
+// RestoreCmd brings the stack back.
+type RestoreCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *RestoreCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, "restore")
+	if err != nil {
+		return err
+	}
+	// The restore must finish even while systemd is stopping the unit:
+	// a signal here must not leave the stack down.
+	return stepErr(orchestrate.Restore(context.WithoutCancel(ctx), s.env, s.st))
+}
+
+// ReleaseCmd frees the slot and records the run.
+type ReleaseCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *ReleaseCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.step(c.Stack, "release")
+	if err != nil {
+		return err
+	}
+	r, failed, err := orchestrate.Release(context.WithoutCancel(ctx), s.env, s.st)
+	result := os.Getenv("SERVICE_RESULT")
+	if len(failed) > 0 && result == "success" {
+		result = "failed"
+	}
+	h := &orchestrate.History{
+		Stack: s.st.Name, InvocationID: s.env.InvocationID, Result: result,
+		ExitStatus: os.Getenv("EXIT_STATUS"), Finished: time.Now(), Failures: failed,
+	}
+	if r != nil {
+		h.Gate, h.HeldAt, h.RestoredAt = r.Gate, r.HeldAt, r.RestoredAt
+		if r.Restored && !r.HeldAt.IsZero() {
+			h.Downtime = r.RestoredAt.Sub(r.HeldAt).Seconds()
+		}
+	}
+	if dir, derr := orchestrate.StateDir(); derr == nil {
+		if herr := h.Save(dir); herr != nil {
+			s.l.Logf("cannot write the run history: %v", herr)
+		}
+	}
+	s.l.Logf("backup of %s finished: result %s", s.st.Name, orDash(result))
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("these steps failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -11,14 +11,21 @@ import (
 )
 
 // ListCmd lists the configured stacks, like the seed's `backup list`.
-type ListCmd struct{}
+type ListCmd struct {
+	Units bool `help:"Print only the backup units (backup@<stack>.service), one per line, for systemctl --user start $(backup-stack list --units)."`
+}
 
 func (c *ListCmd) Run(ctx context.Context, app *App) error {
-	set, diags, err := app.load()
+	set, _, err := app.load()
 	if err != nil {
 		return err
 	}
-	app.printDiags(diags, "")
+	if c.Units {
+		for _, st := range set.Stacks {
+			fmt.Fprintln(app.Stdout, orchestrate.BackupUnit(st.Name))
+		}
+		return nil
+	}
 	stateDir, _ := orchestrate.StateDir()
 	sc := orchestrate.Systemctl{}
 	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
@@ -45,7 +52,7 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 			strings.Join(st.Jobs, ","), orDash(st.Schedule), next, last, held)
 	}
 	if len(set.Broken) > 0 {
-		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors: %s\n", len(set.Broken), strings.Join(set.Broken, " "))
+		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors (see backup-stack validate): %s\n", len(set.Broken), strings.Join(set.Broken, " "))
 	}
 	return tw.Flush()
 }

@@ -257,21 +257,20 @@ func TestTimeouts(t *testing.T) {
 
 func TestOrderingAndTimers(t *testing.T) {
 	set, files := renderCase(t, "ordering")
-	var before []string
+	prev := ""
+	var names []string
 	for _, st := range set.Stacks {
 		opts := options(t, files["backup@"+st.Name+".service.d/50-stack.conf"])
 		after := values(opts, "Unit", "After")
-		var want []string
-		for _, n := range before {
-			want = append(want, "backup@"+n+".service")
-		}
+		// A chain: After= names only the stack sorted just before.
 		switch {
-		case len(want) == 0 && len(after) != 0:
+		case prev == "" && len(after) != 0:
 			t.Errorf("%s: After=%q, want none", st.Name, after)
-		case len(want) > 0 && (len(after) != 1 || after[0] != strings.Join(want, " ")):
-			t.Errorf("%s: After=%q, want %q", st.Name, after, strings.Join(want, " "))
+		case prev != "" && (len(after) != 1 || after[0] != "backup@"+prev+".service"):
+			t.Errorf("%s: After=%q, want %q", st.Name, after, "backup@"+prev+".service")
 		}
-		before = append(before, st.Name)
+		prev = st.Name
+		names = append(names, st.Name)
 
 		if got := one(t, opts, "Unit", "SourcePath"); got != st.File {
 			t.Errorf("%s: SourcePath=%q, want %q", st.Name, got, st.File)
@@ -294,7 +293,7 @@ func TestOrderingAndTimers(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(before, " "); got != "alpha bravo charlie delta echo" {
+	if got := strings.Join(names, " "); got != "alpha bravo charlie delta echo" {
 		t.Errorf("stacks %s", got)
 	}
 	if _, ok := files["timers.target.wants/backup@charlie.timer"]; ok {
@@ -405,6 +404,12 @@ func TestRenderSkipsBadStack(t *testing.T) {
 	for _, f := range files {
 		if strings.Contains(string(f.Content), "backup@bravo.service") || strings.Contains(f.Path, "bravo") {
 			t.Errorf("%s mentions the skipped stack", f.Path)
+		}
+		// The chain skips the missing unit instead of breaking at it.
+		if f.Path == "backup@charlie.service.d/50-stack.conf" {
+			if got := one(t, options(t, f), "Unit", "After"); got != "backup@alpha.service" {
+				t.Errorf("charlie After=%q, want backup@alpha.service", got)
+			}
 		}
 	}
 }

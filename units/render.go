@@ -84,15 +84,19 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 	}
 	r := renderer{cfg: set.Config, helper: opt.Helper}
 	var errs []error
-	var done []string
+	// prev is the last stack rendered so far: each backup@ unit is ordered
+	// After= only that one, a chain in name order (see "Ordering" in
+	// docs/architecture.md). A stack that failed to render has no unit, so
+	// the chain skips it rather than break at it.
+	prev := ""
 	for _, st := range set.Stacks {
-		fs, err := r.stack(st, done)
+		fs, err := r.stack(st, prev)
 		if err != nil {
 			errs = append(errs, &StackError{Stack: st.Name, File: st.File, Err: err})
 			continue
 		}
 		files = append(files, fs...)
-		done = append(done, st.Name)
+		prev = st.Name
 	}
 	return files, errors.Join(errs...)
 }
@@ -102,7 +106,7 @@ type renderer struct {
 	helper string
 }
 
-func (r *renderer) stack(st *hcl.Stack, before []string) ([]File, error) {
+func (r *renderer) stack(st *hcl.Stack, prev string) ([]File, error) {
 	if !hcl.ValidStackName(st.Name) {
 		return nil, fmt.Errorf("invalid stack name")
 	}
@@ -110,7 +114,7 @@ func (r *renderer) stack(st *hcl.Stack, before []string) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file path: %w", err)
 	}
-	svc, err := r.serviceDropIn(st, src, before)
+	svc, err := r.serviceDropIn(st, src, prev)
 	if err != nil {
 		return nil, err
 	}
@@ -146,21 +150,13 @@ func (r *renderer) helperLine(prefix string, args ...string) (string, error) {
 	return ExecLine(prefix, append([]string{r.helper}, args...))
 }
 
-func (r *renderer) serviceDropIn(st *hcl.Stack, src string, before []string) ([]byte, error) {
+func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte, error) {
 	opts := []*unit.UnitOption{unit.NewUnitOption("Unit", "SourcePath", src)}
-	if len(before) > 0 {
-		// Simultaneous starts run in name order. This orders only jobs queued
-		// together; the gate's single slot is what serializes the rest.
-		var b strings.Builder
-		for i, n := range before {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString("backup@")
-			b.WriteString(n)
-			b.WriteString(".service")
-		}
-		opts = append(opts, unit.NewUnitOption("Unit", "After", b.String()))
+	if prev != "" {
+		// Starts queued together run in name order: each unit waits for the
+		// one sorted just before it. This orders only jobs queued together;
+		// the gate's single slot is what serializes the rest.
+		opts = append(opts, unit.NewUnitOption("Unit", "After", "backup@"+prev+".service"))
 	}
 	startT, stopT := Timeouts(r.cfg, st)
 	opts = append(opts,

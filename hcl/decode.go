@@ -30,7 +30,20 @@ var stackSchema = &hhcl.BodySchema{
 	Blocks: []hhcl.BlockHeaderSchema{
 		{Type: "on_demand"},
 		{Type: "hook", LabelNames: []string{"kind"}},
+		{Type: "notify"},
+		{Type: "healthcheck"},
 	},
+}
+
+var notifySchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "on_failure"},
+		{Name: "on_success"},
+	},
+}
+
+var healthcheckSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{{Name: "url", Required: true}},
 }
 
 var onDemandSchema = &hhcl.BodySchema{
@@ -48,10 +61,12 @@ var hookSchema = &hhcl.BodySchema{
 }
 
 var configSchema = &hhcl.BodySchema{
-	Attributes: []hhcl.AttributeSchema{{Name: "log_dir"}},
+	Attributes: []hhcl.AttributeSchema{{Name: "log_dir"}, {Name: "metrics_file"}},
 	Blocks: []hhcl.BlockHeaderSchema{
 		{Type: "duplicati"},
 		{Type: "defaults"},
+		{Type: "notify"},
+		{Type: "healthcheck"},
 	},
 }
 
@@ -197,6 +212,12 @@ func ParseConfig(filename string, src []byte) (*Config, hhcl.Diagnostics) {
 	if a := d.str(c.Attributes, "log_dir", &cfg.LogDir, false); a != nil {
 		cfg.LogDir = expandHome(cfg.LogDir)
 	}
+	if a := d.str(c.Attributes, "metrics_file", &cfg.MetricsFile, false); a != nil {
+		cfg.MetricsFile = expandHome(cfg.MetricsFile)
+		if !filepath.IsAbs(cfg.MetricsFile) {
+			d.errorf(a.Expr.Range(), "Invalid path", "metrics_file = %q must be an absolute path (or start with ~/), e.g. \"/var/lib/node_exporter/textfile/backup-stack.prom\".", cfg.MetricsFile)
+		}
+	}
 	seen := map[string]hhcl.Range{}
 	for _, b := range c.Blocks {
 		if prev, dup := seen[b.Type]; dup {
@@ -207,6 +228,10 @@ func ParseConfig(filename string, src []byte) (*Config, hhcl.Diagnostics) {
 		switch b.Type {
 		case "duplicati":
 			d.decodeDuplicati(b.Body, &cfg.Duplicati)
+		case "notify":
+			cfg.Notify = d.decodeNotify(b)
+		case "healthcheck":
+			cfg.Healthcheck = d.decodeHealthcheck(b)
 		case "defaults":
 			bc := d.content(b.Body, defaultsSchema)
 			if bc == nil {
@@ -288,6 +313,8 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 		StopTimeout:   DefaultStopTimeout,
 		StartTimeout:  DefaultStartTimeout,
 		WaitTimeout:   cfg.Duplicati.WaitTimeout,
+		Notify:        cfg.Notify,
+		Healthcheck:   cfg.Healthcheck,
 		Range:         b.DefRange,
 	}
 	if !ValidStackName(name) {
@@ -333,8 +360,21 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 		}
 	}
 	var onDemandSeen *hhcl.Range
+	seenOnce := map[string]hhcl.Range{}
 	for _, blk := range c.Blocks {
+		if blk.Type == "notify" || blk.Type == "healthcheck" {
+			if prev, dup := seenOnce[blk.Type]; dup {
+				d.errorf(blk.DefRange, "Duplicate block", "only one %s block is allowed; the first is at %s.", blk.Type, prev)
+				continue
+			}
+			seenOnce[blk.Type] = blk.DefRange
+		}
 		switch blk.Type {
+		case "notify":
+			// The stack's own block replaces the global one as a whole.
+			st.Notify = d.decodeNotify(blk)
+		case "healthcheck":
+			st.Healthcheck = d.decodeHealthcheck(blk)
 		case "on_demand":
 			if onDemandSeen != nil {
 				d.errorf(blk.DefRange, "Duplicate block", "only one on_demand block is allowed; the first is at %s.", onDemandSeen)
@@ -349,6 +389,51 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 		}
 	}
 	return st
+}
+
+func (d *decoder) decodeNotify(b *hhcl.Block) *Notify {
+	c := d.content(b.Body, notifySchema)
+	if c == nil {
+		return nil
+	}
+	n := &Notify{}
+	for _, name := range []string{"on_failure", "on_success"} {
+		var argv []string
+		a := d.stringList(c.Attributes, name, &argv)
+		if a == nil {
+			continue
+		}
+		if len(argv) == 0 {
+			d.errorf(a.Expr.Range(), "Empty command", "%s must be a list with the program first, e.g. [\"ntfy\", \"publish\", \"backups\", \"failed\"]; remove it to send nothing.", name)
+			continue
+		}
+		if err := CheckProgram(argv[0]); err != nil {
+			d.errorf(a.Expr.Range(), "Invalid program", "%s: %v.", name, err)
+			continue
+		}
+		if name == "on_failure" {
+			n.OnFailure = argv
+		} else {
+			n.OnSuccess = argv
+		}
+	}
+	return n
+}
+
+func (d *decoder) decodeHealthcheck(b *hhcl.Block) *Healthcheck {
+	c := d.content(b.Body, healthcheckSchema)
+	if c == nil {
+		return nil
+	}
+	h := &Healthcheck{}
+	if a := d.str(c.Attributes, "url", &h.URL, false); a != nil {
+		if !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
+			// The value is not echoed: a ping URL is as good as a password.
+			d.errorf(a.Expr.Range(), "Invalid URL", "healthcheck url must start with https:// (or http://), e.g. \"https://hc-ping.com/<uuid>\".")
+			return nil
+		}
+	}
+	return h
 }
 
 func (d *decoder) decodeOnDemand(b *hhcl.Block) *OnDemand {

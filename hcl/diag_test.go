@@ -301,8 +301,20 @@ func TestParseStackDiagnostics(t *testing.T) {
 
 var configDiagCases = []diagCase{
 	{name: "unknown attribute", src: `logdir = "/x"`, line: 1, col: 1, summary: "Unsupported argument", hint: `"logdir" is not expected`},
-	{name: "unknown block", src: `notify {
-}`, line: 1, col: 1, summary: "Unsupported block type", hint: `"notify"`},
+	{name: "unknown block", src: `notifications {
+}`, line: 1, col: 1, summary: "Unsupported block type", hint: `"notifications"`},
+	{name: "empty notify command", src: `notify {
+  on_failure = []
+}`, line: 2, col: 16, summary: "Empty command", hint: `"ntfy"`},
+	{name: "relative notify program", src: `notify {
+  on_success = ["bin/ntfy"]
+}`, line: 2, col: 16, summary: "Invalid program", hint: "on_success"},
+	{name: "healthcheck without url", src: `healthcheck {
+}`, line: 1, col: 13, summary: "Missing required argument", hint: `"url"`},
+	{name: "healthcheck bad url", src: `healthcheck {
+  url = "hc-ping.com/secret-uuid"
+}`, line: 2, col: 9, summary: "Invalid URL", hint: "https://"},
+	{name: "relative metrics_file", src: `metrics_file = "metrics.prom"`, line: 1, col: 16, summary: "Invalid path", hint: "absolute"},
 	{name: "unknown duplicati attribute", src: `duplicati {
   containr = "duplicati"
 }`, line: 2, col: 3, summary: "Unsupported argument", hint: `"containr"`},

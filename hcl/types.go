@@ -43,6 +43,27 @@ type Config struct {
 	// LogDir, when set, receives backup-<stack>-YYYY-MM-DD.log files in
 	// addition to the journal. "~/" is expanded.
 	LogDir string
+	// MetricsFile, when set, is rewritten after every run in the
+	// node_exporter textfile-collector format. "~/" is expanded.
+	MetricsFile string
+	// Notify and Healthcheck apply to every stack that has none of its own.
+	Notify      *Notify
+	Healthcheck *Healthcheck
+}
+
+// Notify holds the commands run when a backup fails or succeeds, each an
+// argv list; the stack name, result and last log lines are passed in the
+// environment (BACKUP_STACK, BACKUP_RESULT, BACKUP_LOG ...).
+type Notify struct {
+	OnFailure []string
+	OnSuccess []string
+}
+
+// Healthcheck is a healthchecks.io-style dead man's switch: URL/start when
+// a backup begins, URL on success, URL/fail on failure. The URL is a
+// secret of sorts (anyone with it can ping) and is never logged.
+type Healthcheck struct {
+	URL string
 }
 
 // Duplicati says how to reach Duplicati.
@@ -98,6 +119,9 @@ type Stack struct {
 	RequirePaths  []string
 	OnDemand      *OnDemand
 	Hooks         []Hook
+	// Notify and Healthcheck are the stack's own, else config.hcl's.
+	Notify      *Notify
+	Healthcheck *Healthcheck
 
 	// File is the absolute path of the file that defines the stack and
 	// Range the position of its block, for SourcePath= and messages.

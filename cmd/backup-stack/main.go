@@ -39,10 +39,11 @@ type CLI struct {
 	Config  string           `help:"Configuration directory (default $XDG_CONFIG_HOME/backup-stack)." type:"path" placeholder:"DIR"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
-	Run      RunCmd      `cmd:"" help:"Run a stack's Duplicati jobs in order and wait until each has finished."`
-	Status   StatusCmd   `cmd:"" help:"Say whether Duplicati is idle (exit 0), busy or paused (exit 3), or cannot tell (exit 1)."`
-	Validate ValidateCmd `cmd:"" help:"Check config.hcl and the stack files; print file:line:col: messages."`
-	List     ListCmd     `cmd:"" help:"List the configured stacks with schedule, next run and last result."`
+	Run        RunCmd        `cmd:"" help:"Run a stack's Duplicati jobs in order and wait until each has finished."`
+	Status     StatusCmd     `cmd:"" help:"Say whether Duplicati is idle (exit 0), busy or paused (exit 3), or cannot tell (exit 1)."`
+	Validate   ValidateCmd   `cmd:"" help:"Check config.hcl and the stack files; print file:line:col: messages."`
+	List       ListCmd       `cmd:"" help:"List the configured stacks with schedule, next run and last result."`
+	NotifyTest NotifyTestCmd `cmd:"" name:"notify-test" help:"Send a test through every notification channel configured for a stack."`
 
 	Gate        GateCmd        `cmd:"" group:"Steps run by backup@.service" help:"Wait for the backup slot and an idle Duplicati, check require_paths, record what is active."`
 	Hold        HoldCmd        `cmd:"" group:"Steps run by backup@.service" help:"Start the hold unit, which stops the stack."`
@@ -51,6 +52,7 @@ type CLI struct {
 	Hook        HookCmd        `cmd:"" group:"Steps run by backup@.service" help:"Run an ExecStopPost hook (only if the backup began) and record a failure."`
 	Restore     RestoreCmd     `cmd:"" group:"Steps run by backup@.service" help:"Stop the hold unit and start what the restore policy says."`
 	Release     ReleaseCmd     `cmd:"" group:"Steps run by backup@.service" help:"Free the backup slot and report failed steps."`
+	Notify      NotifyCmd      `cmd:"" group:"Steps run by backup@.service" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
 }
 
 // exitError carries an exit code to main.

@@ -11,7 +11,8 @@ import (
 
 // StatusCmd tells whether Duplicati is idle.
 type StatusCmd struct {
-	JSON bool `name:"json" help:"Print a JSON object instead of words."`
+	JSON   bool `name:"json" help:"Print JSON instead of words."`
+	Stacks bool `help:"Show every stack: last result, when, duration, downtime, next run, and whether it is being backed up or held down now."`
 }
 
 type statusJSON struct {
@@ -27,6 +28,9 @@ func (c *StatusCmd) Run(ctx context.Context, app *App) error {
 	set, _, err := app.load()
 	if err != nil {
 		return err
+	}
+	if c.Stacks {
+		return stacksStatus(ctx, app, set, c.JSON)
 	}
 	b, err := backend(set.Config.Duplicati, time.Minute, func(string, ...any) {})
 	if err != nil {

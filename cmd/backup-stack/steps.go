@@ -75,7 +75,13 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 		}
 		return st.Idle() && !st.Paused, st.String(), nil
 	}
-	return stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle))
+	ping(ctx, s.l, s.st, "start", "")
+	err = stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle))
+	if err != nil {
+		// release pings /fail with the log; nothing else to do here.
+		s.l.Logf("the gate did not let the backup begin; %s was not stopped", s.st.Unit)
+	}
+	return err
 }
 
 // HoldCmd starts the hold unit.
@@ -178,11 +184,25 @@ func (c *ReleaseCmd) Run(ctx context.Context, app *App) error {
 		}
 	}
 	if dir, derr := orchestrate.StateDir(); derr == nil {
+		if prev, perr := orchestrate.LoadHistory(dir, s.st.Name); perr == nil && prev != nil {
+			h.LastSuccess = prev.LastSuccess
+		}
+		if h.Succeeded() {
+			h.LastSuccess = h.Finished
+		}
 		if herr := h.Save(dir); herr != nil {
 			s.l.Logf("cannot write the run history: %v", herr)
 		}
+		if merr := writeMetrics(s.set, dir); merr != nil {
+			s.l.Logf("cannot write metrics_file: %v", merr)
+		}
 	}
 	s.l.Logf("backup of %s finished: result %s", s.st.Name, orDash(result))
+	if h.Succeeded() {
+		ping(ctx, s.l, s.st, "success", logExcerpt(ctx, s.set, s.st.Name))
+	} else {
+		ping(ctx, s.l, s.st, "fail", logExcerpt(ctx, s.set, s.st.Name))
+	}
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,20 @@ type History struct {
 	// Downtime is how long the stack was held down, in seconds.
 	Downtime float64  `json:"downtime_seconds,omitempty"`
 	Failures []string `json:"failures,omitempty"`
+	// LastSuccess is the end of the last successful run, carried over from
+	// run to run, so a dead man's switch can be built on it.
+	LastSuccess time.Time `json:"last_success,omitempty"`
+}
+
+// Succeeded reports whether the run succeeded.
+func (h *History) Succeeded() bool { return h.Result == "success" && len(h.Failures) == 0 }
+
+// Duration is the time from the gate to the end of the run.
+func (h *History) Duration() time.Duration {
+	if h.Gate.IsZero() {
+		return 0
+	}
+	return h.Finished.Sub(h.Gate)
 }
 
 // StateDir is where history is kept: $XDG_STATE_HOME/backup-stack, else

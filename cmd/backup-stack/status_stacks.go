@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/orchestrate"
+)
+
+// stackStatus is one row of `status --stacks`.
+type stackStatus struct {
+	Stack string `json:"stack"`
+	// Now is "running" while backup@<stack> runs, "held" while only the
+	// hold unit is active (a stop or restore in progress), else "idle".
+	Now         string     `json:"now"`
+	Held        bool       `json:"held"`
+	LastResult  string     `json:"last_result,omitempty"`
+	LastRun     *time.Time `json:"last_run,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	Duration    float64    `json:"duration_seconds,omitempty"`
+	Downtime    float64    `json:"downtime_seconds,omitempty"`
+	Failures    []string   `json:"failures,omitempty"`
+	NextRun     string     `json:"next_run,omitempty"`
+	Schedule    string     `json:"schedule,omitempty"`
+}
+
+func collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
+	sc := orchestrate.Systemctl{}
+	stateDir, _ := orchestrate.StateDir()
+	var rows []stackStatus
+	for _, st := range set.Stacks {
+		r := stackStatus{Stack: st.Name, Now: "idle", Schedule: st.Schedule}
+		m, err := sc.Show(ctx, orchestrate.BackupUnit(st.Name), "ActiveState")
+		if err != nil {
+			r.Now = "unknown (no user manager reachable)"
+		} else {
+			switch m["ActiveState"] {
+			case "activating", "deactivating", "active", "reloading":
+				r.Now = "running"
+			}
+		}
+		if ok, err := sc.Active(ctx, orchestrate.HoldUnit(st.Name)); err == nil && ok {
+			r.Held = true
+			if r.Now == "idle" {
+				r.Now = "held"
+			}
+		}
+		if st.Schedule != "" {
+			if m, err := sc.Show(ctx, "backup@"+st.Name+".timer", "NextElapseUSecRealtime"); err == nil {
+				r.NextRun = m["NextElapseUSecRealtime"]
+			}
+		}
+		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
+			r.LastResult = h.Result
+			if !h.Succeeded() && h.Result == "success" {
+				r.LastResult = "failed"
+			}
+			fin := h.Finished
+			r.LastRun = &fin
+			if !h.LastSuccess.IsZero() {
+				ls := h.LastSuccess
+				r.LastSuccess = &ls
+			}
+			r.Duration, r.Downtime, r.Failures = h.Duration().Seconds(), h.Downtime, h.Failures
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func stacksStatus(ctx context.Context, app *App, set *hcl.Set, asJSON bool) error {
+	rows := collectStacks(ctx, set)
+	if asJSON {
+		if rows == nil {
+			rows = []stackStatus{}
+		}
+		enc := json.NewEncoder(app.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STACK\tNOW\tLAST RESULT\tWHEN\tDURATION\tDOWNTIME\tNEXT RUN")
+	for _, r := range rows {
+		when, dur, down := "never", "-", "-"
+		if r.LastRun != nil {
+			when = r.LastRun.Format(time.DateTime)
+			dur = fmt.Sprintf("%.1fs", r.Duration)
+			down = fmt.Sprintf("%.1fs", r.Downtime)
+		}
+		res := orDash(r.LastResult)
+		if len(r.Failures) > 0 {
+			res += " (" + strings.Join(r.Failures, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Now, res, when, dur, down, orDash(r.NextRun))
+	}
+	return tw.Flush()
+}

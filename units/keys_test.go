@@ -413,3 +413,40 @@ func TestRenderSkipsBadStack(t *testing.T) {
 		}
 	}
 }
+
+func TestNotifyUnits(t *testing.T) {
+	_, files := renderCase(t, "notify")
+	if _, ok := files["backup-notify@.service"]; !ok {
+		t.Fatal("backup-notify@.service template not written")
+	}
+	for stack, want := range map[string][2][]string{
+		"inherits": {{"backup-notify@inherits.service"}, nil},
+		"own":      {{"backup-notify@own.service"}, {"backup-notify@own.service"}},
+	} {
+		opts := options(t, files["backup@"+stack+".service.d/50-stack.conf"])
+		if got := values(opts, "Unit", "OnFailure"); !reflect.DeepEqual(got, want[0]) {
+			t.Errorf("%s: OnFailure=%q, want %q", stack, got, want[0])
+		}
+		if got := values(opts, "Unit", "OnSuccess"); !reflect.DeepEqual(got, want[1]) {
+			t.Errorf("%s: OnSuccess=%q, want %q", stack, got, want[1])
+		}
+	}
+	// Neither the commands nor the ping URL may reach a unit file.
+	for p, f := range files {
+		for _, secret := range []string{"hc.example", "ntfy", "me@example.org"} {
+			if bytes.Contains(f.Content, []byte(secret)) {
+				t.Errorf("%s contains %q", p, secret)
+			}
+		}
+	}
+	// A stack without notify gets no OnFailure=.
+	_, plain := renderCase(t, "hooks")
+	for p, f := range plain {
+		if !strings.Contains(p, ".d/") {
+			continue
+		}
+		if bytes.Contains(f.Content, []byte("OnFailure=")) || bytes.Contains(f.Content, []byte("OnSuccess=")) {
+			t.Errorf("%s has a notification without notify configured", p)
+		}
+	}
+}

@@ -158,6 +158,17 @@ func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte
 		// the gate's single slot is what serializes the rest.
 		opts = append(opts, unit.NewUnitOption("Unit", "After", "backup@"+prev+".service"))
 	}
+	if st.Notify != nil {
+		// systemd-native notification: a failed (or successful) backup
+		// starts the notifier unit, which runs the configured command.
+		notifier := "backup-notify@" + st.Name + ".service"
+		if len(st.Notify.OnFailure) > 0 {
+			opts = append(opts, unit.NewUnitOption("Unit", "OnFailure", notifier))
+		}
+		if len(st.Notify.OnSuccess) > 0 {
+			opts = append(opts, unit.NewUnitOption("Unit", "OnSuccess", notifier))
+		}
+	}
 	startT, stopT := Timeouts(r.cfg, st)
 	opts = append(opts,
 		unit.NewUnitOption("Service", "TimeoutStartSec", seconds(startT)),

@@ -114,7 +114,7 @@ func TestOneDir(t *testing.T) {
 	}
 	got := tree(t, out)
 	want := []string{
-		"backup-hold@.service", "backup-hold@good.service.d/50-stack.conf", "backup-hold@other.service.d/50-stack.conf",
+		"backup-hold@.service", "backup-hold@good.service.d/50-stack.conf", "backup-hold@other.service.d/50-stack.conf", "backup-notify@.service",
 		"backup@.service", "backup@.timer", "backup@good.service.d/50-stack.conf", "backup@good.timer.d/50-schedule.conf",
 		"backup@other.service.d/50-stack.conf", "timers.target.wants/backup@good.timer",
 	}

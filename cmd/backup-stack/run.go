@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/internal/duplicati"
+	"github.com/backup-stack/backup-stack/internal/orchestrate"
 )
 
 // RunCmd runs a stack's jobs.
 type RunCmd struct {
 	Stack string `arg:"" help:"Stack name (or its unit name, e.g. cryptpad-stack.service)."`
+	Force bool   `help:"Run the jobs even though the stack is not held down (a backup of a running stack)."`
 }
 
 // Exit codes of run, by how bad the outcome is.
@@ -35,6 +37,15 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		return err
 	}
 	l := app.logger(set, st.Name, "run "+st.Name)
+	if !c.Force {
+		// Run by hand, this would back up a running stack: the very thing
+		// the units exist to prevent.
+		held, err := orchestrate.Systemctl{}.Active(ctx, orchestrate.HoldUnit(st.Name))
+		if err != nil || !held {
+			return withCode(exitUsage, fmt.Errorf("stack %s is not held down (%s is not active); start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
+				st.Name, orchestrate.HoldUnit(st.Name), orchestrate.BackupUnit(st.Name)))
+		}
+	}
 	b, err := backend(set.Config.Duplicati, st.WaitTimeout, l.Logf)
 	if err != nil {
 		return err

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/backup-stack/backup-stack/internal/duplicati"
+	"github.com/backup-stack/backup-stack/internal/duplicatisim"
+)
+
+func TestVerdict(t *testing.T) {
+	cases := []struct {
+		name     string
+		warnFail bool
+		out      duplicati.Outcome
+		err      error
+		code     int
+		word     string
+	}{
+		{"success", false, duplicati.Outcome{Result: duplicati.ResultSuccess, TaskID: 3}, nil, 0, "Success task 3"},
+		{"warning counted as success", false, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, 0, "counted as success"},
+		{"warning is failure", true, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, exitWarning, "warning_is_failure"},
+		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitJobError, "Error: disk full"},
+		{"fatal", false, duplicati.Outcome{Result: duplicati.ResultFatal}, nil, exitFatal, "Fatal"},
+		{"unknown on the API route", false, duplicati.Outcome{Result: duplicati.ResultUnknown}, nil, exitUnknown, "outcome unknown"},
+		{"unknown on the exec route", false, duplicati.Outcome{Result: duplicati.ResultUnknown, UnknownIsSuccess: true}, nil, 0, "outcome not reported"},
+		{"timeout", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrTimeout), exitTimeout, "wait_timeout"},
+		{"unreachable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnreachable), exitUnreachable, "unreachable"},
+		{"unparseable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnparseable), exitUnreachable, "unreachable"},
+		{"no such job", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrNoSuchJob), exitUsage, "no such"},
+		{"interrupted", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrInterrupted), exitInterrupted, "interrupted"},
+		{"other error", false, duplicati.Outcome{}, errors.New("boom"), 1, "boom"},
+	}
+	for _, c := range cases {
+		code, msg := verdict(c.warnFail, c.out, c.err)
+		if code != c.code || !strings.Contains(msg, c.word) {
+			t.Errorf("%s: got %d %q, want %d containing %q", c.name, code, msg, c.code, c.word)
+		}
+	}
+}
+
+// cli runs Main with a configuration directory holding config and stacks.
+type cli struct {
+	t   *testing.T
+	dir string
+}
+
+func newCLI(t *testing.T, config string, stacks map[string]string) *cli {
+	dir := t.TempDir()
+	cfgDir := filepath.Join(dir, "config", "backup-stack")
+	if err := os.MkdirAll(filepath.Join(cfgDir, "stacks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.hcl"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range stacks {
+		if err := os.WriteFile(filepath.Join(cfgDir, "stacks", name+".hcl"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("XDG_RUNTIME_DIR", filepath.Join(dir, "run"))
+	for _, v := range []string{"DUPLICATI_CONTAINER", "DUPLICATI_RUN_TIMEOUT", "DUPLICATI_WAIT_TIMEOUT", "INVOCATION_ID"} {
+		t.Setenv(v, "")
+	}
+	return &cli{t: t, dir: dir}
+}
+
+func (c *cli) run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func startSim(t *testing.T, q duplicatisim.Quirks, backups ...duplicatisim.Backup) (*duplicatisim.Sim, string) {
+	s := duplicatisim.New(backups, q)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	return s, srv.URL
+}
+
+func apiConfig(url, pwFile string, extra string) string {
+	c := fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"20s\"\n  run_timeout = \"5s\"\n", url)
+	if pwFile != "" {
+		c += fmt.Sprintf("  password_file = %q\n", pwFile)
+	}
+	return c + extra + "}\n"
+}
+
+func TestStatusExitCodes(t *testing.T) {
+	s, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "a", Duration: 3 * time.Second})
+	c := newCLI(t, apiConfig(url, "", ""), nil)
+
+	if code, out, errs := c.run("status"); code != 0 || !strings.Contains(out, "idle") {
+		t.Fatalf("idle: %d %q %q", code, out, errs)
+	}
+	s.HoldQueue("1", 2*time.Second)
+	code, out, _ := c.run("status", "--json")
+	if code != 3 || !strings.Contains(out, `"state": "busy"`) {
+		t.Fatalf("busy: %d %s", code, out)
+	}
+	s.SetQuirks(func(q *duplicatisim.Quirks) { q.Paused = true })
+	if code, out, _ := c.run("status"); code != 3 || !strings.Contains(out, "paused") {
+		t.Fatalf("paused: %d %q", code, out)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	c = newCLI(t, apiConfig(closed, "", ""), nil)
+	start := time.Now()
+	code, out, _ = c.run("status", "--json")
+	if code != 1 || !strings.Contains(out, `"state": "unknown"`) {
+		t.Fatalf("unreachable: %d %s", code, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("status took %s against a closed port", d)
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	const secret = "s3cret-pa55word"
+	if err := os.WriteFile(pw, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		result string
+		extra  string
+		quirks duplicatisim.Quirks
+		code   int
+	}{
+		{name: "success", result: "Success", code: 0},
+		{name: "warning", result: "Warning", code: 0},
+		{name: "warning is failure", result: "Warning", extra: "  warning_is_failure = true\n", code: exitWarning},
+		{name: "error", result: "Error", code: exitJobError},
+		{name: "fatal", result: "Fatal", code: exitFatal},
+		{name: "paused: wait timeout", result: "Success", quirks: duplicatisim.Quirks{Paused: true}, code: exitTimeout},
+		{name: "wrong password", result: "Success", quirks: duplicatisim.Quirks{Password: "other"}, code: exitUnreachable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.quirks.Password = map[bool]string{true: tc.quirks.Password, false: secret}[tc.quirks.Password != ""]
+			_, url := startSim(t, tc.quirks, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 300 * time.Millisecond, Result: tc.result})
+			wait := ""
+			if tc.quirks.Paused {
+				wait = "  wait_timeout = \"2s\"\n"
+			}
+			c := newCLI(t, apiConfig(url, pw, tc.extra), map[string]string{
+				"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + wait + "}\n",
+			})
+			code, out, errs := c.run("run", "--force", "a")
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errs)
+			}
+			if strings.Contains(out+errs, secret) {
+				t.Fatal("the password reached the output")
+			}
+			if code != 0 && !strings.Contains(errs, `stack a: job "job-a"`) {
+				t.Errorf("no line naming stack and job:\n%s", errs)
+			}
+		})
+	}
+}
+
+func TestRunRefusesAStackThatIsNotHeld(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	code, _, errs := c.run("run", "a-stack.service")
+	if code != exitUsage || !strings.Contains(errs, "systemctl --user start backup@a.service") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := newCLI(t, "", map[string]string{
+		"good": `stack "good" { jobs = ["g"] }`,
+		"bad":  "stack \"bad\" {\n  jobs = [\"b\"]\n  restore_policy = \"sometimes\"\n}\n",
+	})
+	code, out, _ := c.run("validate")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d: %s", code, exitUsage, out)
+	}
+	if !strings.Contains(out, "stacks/bad.hcl:3:20: error: Unknown restore policy") {
+		t.Fatalf("no file:line:col diagnostic:\n%s", out)
+	}
+	code, out, _ = c.run("validate", filepath.Join(c.dir, "config", "backup-stack", "stacks", "good.hcl"))
+	if code != 0 {
+		t.Fatalf("validating the good file alone: exit %d: %s", code, out)
+	}
+}
+
+func TestEnvOverridesAndBadValues(t *testing.T) {
+	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["a"] }`})
+	t.Setenv("DUPLICATI_RUN_TIMEOUT", "soon")
+	code, _, errs := c.run("status")
+	if code != exitUsage || !strings.Contains(errs, "DUPLICATI_RUN_TIMEOUT") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestUnknownStackAndHelp(t *testing.T) {
+	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["a"] }`})
+	if code, _, errs := c.run("gate", "zzz"); code != exitUsage || !strings.Contains(errs, `no stack "zzz"`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, out, _ := c.run("--help")
+	if code != 0 || !strings.Contains(out, "Exit codes:") {
+		t.Fatalf("--help: %d %s", code, out)
+	}
+	if code, _, _ := c.run("no-such-command"); code != exitUsage {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}

@@ -6,8 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	hhcl "github.com/hashicorp/hcl/v2"
 )
@@ -91,9 +94,10 @@ func Load(dir string) (*Set, hhcl.Diagnostics) {
 	if err != nil {
 		diags = append(diags, &hhcl.Diagnostic{Severity: hhcl.DiagError, Summary: "Cannot read stacks", Detail: err.Error()})
 	}
-	byName := map[string]*Stack{}
-	for _, f := range files {
-		st, d := LoadStackFile(f, set.Config)
+	results := loadStackFiles(files, set.Config)
+	byName := make(map[string]*Stack, len(files))
+	for i, f := range files {
+		st, d := results[i].stack, results[i].diags
 		diags = append(diags, d...)
 		if st == nil {
 			set.Broken = append(set.Broken, f)
@@ -116,6 +120,42 @@ func Load(dir string) (*Set, hhcl.Diagnostics) {
 	}
 	sort.Slice(set.Stacks, func(i, j int) bool { return set.Stacks[i].Name < set.Stacks[j].Name })
 	return set, diags
+}
+
+// loaded is the outcome of LoadStackFile for one file.
+type loaded struct {
+	stack *Stack
+	diags hhcl.Diagnostics
+}
+
+// loadStackFiles runs LoadStackFile on every file with at most GOMAXPROCS
+// files in flight and returns the results in the order of files, so that
+// what callers see does not depend on scheduling. Parsing dominates the
+// generator's run time and the files are independent; cfg is only read.
+func loadStackFiles(files []string, cfg *Config) []loaded {
+	out := make([]loaded, len(files))
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	if workers <= 1 {
+		for i, f := range files {
+			out[i].stack, out[i].diags = LoadStackFile(f, cfg)
+		}
+		return out
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					return
+				}
+				out[i].stack, out[i].diags = LoadStackFile(files[i], cfg)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // LoadStackFile reads and decodes one stack file.

@@ -30,6 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dryRun := fl.Bool("dry-run", false, "print the units to stdout instead of writing them")
 	configDir := fl.String("config", "", "configuration directory (default $XDG_CONFIG_HOME/backup-stack)")
 	helper := fl.String("helper", "", "absolute path of backup-stack (default: next to this program)")
+	syncFiles := fl.Bool("sync", false, "fsync each file before renaming it into place (for an output directory on a real disk; systemd's generator directories are on tmpfs and need no fsync)")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run\n\n")
 		fl.PrintDefaults()
@@ -88,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if err := units.WriteAll(dirs[0], files); err != nil {
+	if err := units.WriteAllWith(dirs[0], files, units.WriteOptions{Sync: *syncFiles}); err != nil {
 		logf("%v", err)
 		return 1
 	}

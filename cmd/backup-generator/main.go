@@ -30,16 +30,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dryRun := fl.Bool("dry-run", false, "print the units to stdout instead of writing them")
 	configDir := fl.String("config", "", "configuration directory (default $XDG_CONFIG_HOME/backup-stack)")
 	helper := fl.String("helper", "", "absolute path of backup-stack (default: next to this program)")
+	userUnits := fl.String("user-units", "", "rootless mode: render into this unit directory (e.g. ~/.config/systemd/user), tracked by a manifest there")
+	clean := fl.Bool("clean", false, "with --user-units: remove every file the manifest lists, and the manifest")
+	reload := fl.Bool("reload", false, "with --user-units: when something changed, run systemctl --user daemon-reload and (re)start or stop the timers whose schedule changed")
 	syncFiles := fl.Bool("sync", false, "fsync each file before renaming it into place (for an output directory on a real disk; systemd's generator directories are on tmpfs and need no fsync)")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run\n\n")
+		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run\n       backup-generator --user-units DIR [--clean] [--reload]\n\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	dirs := fl.Args()
-	if !*dryRun && len(dirs) != 1 && len(dirs) != 3 {
+	if *userUnits != "" {
+		if len(dirs) != 0 || *dryRun {
+			fl.Usage()
+			return 2
+		}
+	} else if *clean || *reload {
+		fl.Usage()
+		return 2
+	} else if !*dryRun && len(dirs) != 1 && len(dirs) != 3 {
 		fl.Usage()
 		return 2
 	}
@@ -64,6 +75,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		h = filepath.Join(filepath.Dir(exe), "backup-stack")
 	}
 
+	if *userUnits != "" && *clean {
+		return cleanUserUnits(*userUnits, *reload, stdout, logf)
+	}
+	if *userUnits != "" {
+		// Rootless mode removes the units of stacks it no longer sees: an
+		// unreadable stacks directory must not look like "no stacks".
+		if _, err := hcl.StackFiles(dir); err != nil {
+			logf("%v; nothing changed in %s", err, *userUnits)
+			return 1
+		}
+	}
 	set, diags := hcl.Load(dir)
 	for _, d := range diags {
 		fmt.Fprintln(stderr, hcl.FormatDiag(d))
@@ -78,6 +100,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			logf("skipped: %v", e)
 		}
+	}
+	if *userUnits != "" {
+		return writeUserUnits(*userUnits, files, err, *reload, stdout, logf)
 	}
 	if *dryRun {
 		if err := units.DryRun(stdout, files); err != nil {

@@ -1,0 +1,523 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// install.sh tests: (a) install, reinstall and uninstall in a sandbox HOME, prefix and
+// generator directory (BACKUP_STACK_GENERATOR_DIR), comparing full file listings;
+// (b) the rootless mode under a real systemd --user manager: the path unit re-renders
+// when stack files come and go, and --uninstall leaves nothing behind.
+
+// installSource copies the repository's source (no .git, no test binaries) into a temp dir
+// once per test, so that both installs of a test build the same code even while the
+// working tree changes.
+func installSource(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "src")
+	err := filepath.WalkDir(suite.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(suite.root, p)
+		if d.IsDir() {
+			if rel == ".git" || rel == "demo" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(rel, ".test") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return copyFile(p, filepath.Join(dst, rel), info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatalf("copying the source: %v", err)
+	}
+	return dst
+}
+
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// goEnv returns the Go settings install.sh's `go build` needs in a sandbox HOME: the real
+// build and module caches (so nothing is downloaded or written into the sandbox).
+func goEnv(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE"} {
+		b, err := exec.Command("go", "env", k).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", k, err)
+		}
+		if v := strings.TrimSpace(string(b)); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return append(out, "GOTOOLCHAIN=local")
+}
+
+// sandboxHome makes a HOME with a file of the user's and Go telemetry off (the go command
+// otherwise writes its counters below $XDG_CONFIG_HOME/go, which is not install.sh's doing).
+func sandboxHome(t *testing.T, home, config string) {
+	t.Helper()
+	for p, c := range map[string]string{
+		filepath.Join(home, ".bashrc"):                   "# the user's\n",
+		filepath.Join(config, "go", "telemetry", "mode"): "off\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runInstall runs src/install.sh with exactly env (plus PATH when missing).
+func runInstall(t *testing.T, src string, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(src, "install.sh")}, args...)...)
+	cmd.Env = env
+	cmd.Stdin = nil // not a terminal: install.sh must not ask
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("timing: install.sh %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	return string(out), err
+}
+
+// listing describes every entry below the roots: path -> "d", "f <sha256> <perm>",
+// "l <target>"; with mtimes, files and directories also carry their modification time.
+func listing(t *testing.T, mtimes bool, roots ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if os.IsNotExist(err) && p == root {
+					return nil
+				}
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			var v string
+			switch {
+			case d.Type()&fs.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				v = "l " + target
+			case d.IsDir():
+				v = "d"
+			default:
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(b)
+				v = fmt.Sprintf("f %s %o", hex.EncodeToString(sum[:8]), info.Mode().Perm())
+			}
+			if mtimes && d.Type()&fs.ModeSymlink == 0 {
+				v += " " + info.ModTime().Format(time.RFC3339Nano)
+			}
+			out[p] = v
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// diffListing returns the differences of two listings, one per line ("" when equal).
+func diffListing(before, after map[string]string) string {
+	keys := map[string]bool{}
+	for k := range before {
+		keys[k] = true
+	}
+	for k := range after {
+		keys[k] = true
+	}
+	var ks []string
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	for _, k := range ks {
+		x, inB := before[k]
+		y, inA := after[k]
+		switch {
+		case !inB:
+			fmt.Fprintf(&b, "  + %s (%s)\n", k, y)
+		case !inA:
+			fmt.Fprintf(&b, "  - %s (%s)\n", k, x)
+		case x != y:
+			fmt.Fprintf(&b, "  ~ %s (%s -> %s)\n", k, x, y)
+		}
+	}
+	return b.String()
+}
+
+func installPrereqs(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, tool := range []string{"bash", "go", "sha256sum", "cmp"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, "no "+tool)
+		}
+	}
+	if len(missing) > 0 {
+		msg := "install.sh test prerequisites missing: " + strings.Join(missing, ", ")
+		if requireMode() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+// TestInstallUninstall: root mode with the generator directory pointed at a temp dir.
+// Install, install again (nothing changes, not even an mtime), the generator reached
+// through its symlink finds backup-stack next to its real path, and --uninstall leaves
+// exactly the files that were there before plus the user's own stack file.
+func TestInstallUninstall(t *testing.T) {
+	installPrereqs(t)
+	src := installSource(t)
+	s := t.TempDir()
+	home := filepath.Join(s, "home")
+	config := filepath.Join(home, ".config")
+	prefix := filepath.Join(s, "opt", "bs", "bin")
+	genDir := filepath.Join(s, "lib", "systemd", "user-generators")
+	sandboxHome(t, home, config)
+	env := append(goEnv(t),
+		"PATH="+os.Getenv("PATH"),
+		"HOME="+home,
+		"USER=tester",
+		"LANG=C.UTF-8",
+		"XDG_RUNTIME_DIR="+filepath.Join(s, "run"), // no manager there
+		"BACKUP_STACK_GENERATOR_DIR="+genDir,
+	)
+
+	before := listing(t, false, s)
+	out, err := runInstall(t, src, env, "--prefix", prefix)
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	t.Logf("install.sh output:\n%s", out)
+	link := filepath.Join(genDir, "backup-generator")
+	if target, err := os.Readlink(link); err != nil || target != filepath.Join(prefix, "backup-generator") {
+		t.Fatalf("generator link %s -> %q (%v), want -> %s", link, target, err, filepath.Join(prefix, "backup-generator"))
+	}
+	for _, f := range []string{filepath.Join(prefix, "backup-generator"), filepath.Join(prefix, "backup-stack"),
+		filepath.Join(config, "backup-stack", "stacks", "_template.hcl"),
+		filepath.Join(home, ".local", "share", "backup-stack", "install-manifest")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("after install: %v", err)
+		}
+	}
+	if !strings.Contains(out, "backup-stack validate") || !strings.Contains(out, "systemctl --user start backup@<stack>") {
+		t.Errorf("install.sh does not say what to type next:\n%s", out)
+	}
+
+	// Twice: nothing changes.
+	first := listing(t, true, s)
+	out, err = runInstall(t, src, env, "--prefix", prefix)
+	if err != nil {
+		t.Fatalf("second install: %v\n%s", err, out)
+	}
+	if d := diffListing(first, listing(t, true, s)); d != "" {
+		t.Errorf("second install changed files:\n%s\noutput:\n%s", d, out)
+	}
+	if !strings.Contains(out, "nothing changed") {
+		t.Errorf("second install does not say nothing changed:\n%s", out)
+	}
+
+	// The generator, run through its symlink as systemd runs it, finds the helper next to
+	// its resolved path.
+	stackFile := filepath.Join(config, "backup-stack", "stacks", "mine.hcl")
+	if err := os.WriteFile(stackFile, []byte("stack \"mine\" {\n  jobs = [\"mine\"]\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(link, "--dry-run")
+	cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin"}
+	gen, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --dry-run: %v\n%s", link, err, gen)
+	}
+	if want := fmt.Sprintf("ExecStartPre=%q \"gate\" \"mine\"", filepath.Join(prefix, "backup-stack")); !strings.Contains(string(gen), want) {
+		t.Errorf("generator output lacks %q:\n%s", want, gen)
+	}
+
+	out, err = runInstall(t, src, env, "--uninstall")
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	t.Logf("uninstall output:\n%s", out)
+	after := listing(t, false, s)
+	// The user's stack file and the stacks directory holding it stay; nothing else may.
+	if b, err := os.ReadFile(stackFile); err != nil || !strings.Contains(string(b), "mine") {
+		t.Errorf("the user's stack file is gone or changed: %v", err)
+	}
+	userOwn := filepath.Join(config, "backup-stack")
+	for p := range after {
+		if p == userOwn || strings.HasPrefix(p, userOwn+"/") {
+			delete(after, p)
+		}
+	}
+	if d := diffListing(before, after); d != "" {
+		t.Errorf("uninstall left differences (besides the user's stack file):\n%s", d)
+	}
+	if _, err := os.Stat(filepath.Join(config, "backup-stack", "stacks", "_template.hcl")); err == nil {
+		t.Error("_template.hcl left behind")
+	}
+
+	// Without a stack file of the user's: install + uninstall leaves exactly what was there.
+	if err := os.RemoveAll(userOwn); err != nil {
+		t.Fatal(err)
+	}
+	before = listing(t, false, s)
+	if out, err := runInstall(t, src, env, "--prefix", prefix); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	if out, err := runInstall(t, src, env, "--uninstall"); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	if d := diffListing(before, listing(t, false, s)); d != "" {
+		t.Errorf("install + uninstall left differences:\n%s", d)
+	}
+	// Uninstalling again is a no-op.
+	if out, err := runInstall(t, src, env, "--uninstall"); err != nil || !strings.Contains(out, "Nothing to uninstall") {
+		t.Errorf("second uninstall: %v\n%s", err, out)
+	}
+}
+
+// TestInstallRefusesForeignFiles: install.sh never overwrites a file it did not install.
+func TestInstallRefusesForeignFiles(t *testing.T) {
+	installPrereqs(t)
+	src := installSource(t)
+	s := t.TempDir()
+	home := filepath.Join(s, "home")
+	prefix := filepath.Join(s, "bin")
+	genDir := filepath.Join(s, "gen")
+	sandboxHome(t, home, filepath.Join(home, ".config"))
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(prefix, "backup-stack")
+	if err := os.WriteFile(mine, []byte("#!/bin/sh\necho mine\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(goEnv(t), "PATH="+os.Getenv("PATH"), "HOME="+home, "USER=tester",
+		"XDG_RUNTIME_DIR="+filepath.Join(s, "run"), "BACKUP_STACK_GENERATOR_DIR="+genDir)
+	out, err := runInstall(t, src, env, "--prefix", prefix)
+	if err == nil || !strings.Contains(out, "was not installed by install.sh") {
+		t.Fatalf("install over a foreign %s: %v\n%s", mine, err, out)
+	}
+	if b, _ := os.ReadFile(mine); string(b) != "#!/bin/sh\necho mine\n" {
+		t.Errorf("foreign file changed: %q", b)
+	}
+	// What it did before refusing is in the manifest, and --uninstall removes it.
+	if out, err := runInstall(t, src, env, "--uninstall"); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(prefix, "backup-generator")); err == nil {
+		t.Error("backup-generator left behind")
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the foreign file was removed: %v", err)
+	}
+}
+
+// TestInstallRootless: install.sh --rootless under a real user manager (no generator in any
+// generator directory). A stack file appearing makes backup-generator-render.path render
+// its units into ~/.config/systemd/user; removing it removes them (manifest); --uninstall
+// leaves the home and prefix as they were.
+func TestInstallRootless(t *testing.T) {
+	installPrereqs(t)
+	e := newEnv(t)
+	src := installSource(t)
+	// This test is about the rootless path: no generator at all.
+	if err := os.Remove(filepath.Join(e.genDir, "backup-generator")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	e.daemonReload()
+	if p := e.show("backup@alpha.service", "LoadState"); p["LoadState"] != "not-found" {
+		t.Fatalf("before install: backup@alpha.service LoadState = %q, want not-found", p["LoadState"])
+	}
+	sandboxHome(t, e.home, e.config)
+	prefix := filepath.Join(e.dir, "prefix", "bin")
+	unitDir := filepath.Join(e.config, "systemd", "user")
+	stacks := filepath.Join(e.configDir(), "stacks")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(goEnv(t),
+		"PATH="+e.path+":"+filepath.Dir(goBin),
+		"HOME="+e.home,
+		"USER=root",
+		"LANG=C.UTF-8",
+		"XDG_CONFIG_HOME="+e.config,
+		"XDG_RUNTIME_DIR="+e.run,
+		"BACKUP_STACK_GENERATOR_DIR="+filepath.Join(e.dir, "never-used-generators"),
+	)
+	before := listing(t, false, e.home, filepath.Join(e.dir, "prefix"))
+
+	out, err := runInstall(t, src, env, "--rootless", "--prefix", prefix)
+	if err != nil {
+		t.Fatalf("install --rootless: %v\n%s", err, out)
+	}
+	t.Logf("install.sh --rootless output:\n%s", out)
+	if p := e.show("backup-generator-render.path", "ActiveState", "LoadState"); p["ActiveState"] != "active" {
+		t.Fatalf("backup-generator-render.path: %v\n%s", p, out)
+	}
+	// Idempotent under a manager too.
+	first := listing(t, true, e.home, filepath.Join(e.dir, "prefix"))
+	if out, err := runInstall(t, src, env, "--rootless", "--prefix", prefix); err != nil || !strings.Contains(out, "nothing changed") {
+		t.Errorf("second install --rootless: %v\n%s", err, out)
+	}
+	if d := diffListing(first, listing(t, true, e.home, filepath.Join(e.dir, "prefix"))); d != "" {
+		t.Errorf("second install --rootless changed files:\n%s", d)
+	}
+
+	// A stack file appears: the path unit renders its units.
+	dropIn := func(stack string) string {
+		return filepath.Join(unitDir, "backup@"+stack+".service.d", "50-stack.conf")
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	start := time.Now()
+	e.writeStack("alpha", "stack \"alpha\" {\n  jobs     = [\"alpha\"]\n  schedule = \"*-*-* 03:30:00\"\n}\n")
+	e.writeStack("beta", "stack \"beta\" {\n  jobs = [\"beta\"]\n}\n")
+	e.waitFor("the path unit to render alpha and beta", 30*time.Second, 100*time.Millisecond, func() bool {
+		return exists(dropIn("alpha")) && exists(dropIn("beta"))
+	})
+	t.Logf("timing: stack files written -> units rendered %s", time.Since(start).Round(time.Millisecond))
+	e.daemonReload()
+	for _, st := range []string{"alpha", "beta"} {
+		p := e.show("backup@"+st+".service", "LoadState", "DropInPaths")
+		if p["LoadState"] != "loaded" || !strings.Contains(p["DropInPaths"], dropIn(st)) {
+			t.Errorf("backup@%s.service: %v", st, p)
+		}
+	}
+	e.waitFor("backup@alpha.timer in list-timers", 30*time.Second, 200*time.Millisecond, func() bool {
+		out, _ := e.systemctl("list-timers", "backup@*")
+		return strings.Contains(out, "backup@alpha.timer")
+	})
+	if out, _ := e.systemctl("list-timers", "--all", "backup@*"); strings.Contains(out, "backup@beta.timer") {
+		t.Errorf("beta has no schedule but list-timers shows its timer:\n%s", out)
+	}
+	if m, err := os.ReadFile(filepath.Join(unitDir, ".backup-generator-manifest")); err != nil {
+		t.Errorf("no manifest in %s: %v", unitDir, err)
+	} else {
+		t.Logf("manifest:\n%s", m)
+	}
+
+	// alpha's stack file goes: its units go (stale removal by manifest), beta's stay.
+	if err := os.Remove(filepath.Join(stacks, "alpha.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("alpha's units to be removed", 30*time.Second, 100*time.Millisecond, func() bool {
+		return !exists(dropIn("alpha")) && !exists(filepath.Join(unitDir, "timers.target.wants", "backup@alpha.timer"))
+	})
+	if !exists(dropIn("beta")) {
+		t.Fatal("beta's drop-in was removed with alpha's")
+	}
+	e.daemonReload()
+	if p := e.show("backup@alpha.service", "DropInPaths"); strings.Contains(p["DropInPaths"], "50-stack.conf") {
+		t.Errorf("backup@alpha.service still has its drop-in: %v", p)
+	}
+	e.waitFor("backup@alpha.timer gone from list-timers", 30*time.Second, 200*time.Millisecond, func() bool {
+		out, _ := e.systemctl("list-timers", "backup@*")
+		return !strings.Contains(out, "backup@alpha.timer")
+	})
+	// The harness's own drop-ins in the same directory were not touched.
+	if !exists(filepath.Join(unitDir, "backup@.service.d", "90-e2e-log.conf")) {
+		t.Error("the harness's backup@.service.d/90-e2e-log.conf was removed")
+	}
+
+	// The last stack goes: every rendered unit and the manifest go.
+	if err := os.Remove(filepath.Join(stacks, "beta.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("every rendered unit to be removed", 30*time.Second, 100*time.Millisecond, func() bool {
+		return !exists(filepath.Join(unitDir, ".backup-generator-manifest"))
+	})
+	e.daemonReload()
+	if p := e.show("backup@beta.service", "LoadState"); p["LoadState"] != "not-found" {
+		t.Errorf("after the last stack file went: backup@beta.service LoadState = %q, want not-found", p["LoadState"])
+	}
+
+	// A stack again, then uninstall: everything goes, the stack file stays.
+	e.writeStack("gamma", "stack \"gamma\" {\n  jobs = [\"gamma\"]\n}\n")
+	e.waitFor("the path unit to render gamma", 30*time.Second, 100*time.Millisecond, func() bool { return exists(dropIn("gamma")) })
+	out, err = runInstall(t, src, env, "--uninstall")
+	if err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	t.Logf("uninstall output:\n%s", out)
+	if p := e.show("backup-generator-render.path", "LoadState"); p["LoadState"] != "not-found" {
+		t.Errorf("after uninstall backup-generator-render.path: %v", p)
+	}
+	if p := e.show("backup@gamma.service", "LoadState"); p["LoadState"] != "not-found" {
+		t.Errorf("after uninstall backup@gamma.service: %v", p)
+	}
+	after := listing(t, false, e.home, filepath.Join(e.dir, "prefix"))
+	gamma := filepath.Join(stacks, "gamma.hcl")
+	if _, ok := after[gamma]; !ok {
+		t.Error("uninstall removed the user's stack file")
+	}
+	delete(after, gamma)
+	// The manager keeps the stamps of Persistent= timers in ~/.local/share/systemd/timers;
+	// uninstall removes our timers' stamps, the directories are systemd's.
+	systemdData := filepath.Join(e.home, ".local", "share", "systemd")
+	for p, v := range after {
+		_, wasThere := before[p]
+		if wasThere || v != "d" {
+			continue
+		}
+		if p == systemdData || strings.HasPrefix(p, systemdData+"/") || strings.HasPrefix(systemdData, p+"/") {
+			delete(after, p)
+		}
+	}
+	if d := diffListing(before, after); d != "" {
+		t.Errorf("uninstall --rootless left differences (besides the user's stack file):\n%s", d)
+	}
+}

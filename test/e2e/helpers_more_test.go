@@ -5,10 +5,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -392,4 +393,45 @@ func moreVerify(e *env, args []string) (string, error) {
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// moreHistoryEntry is the part of the helper's run history (written by `release`) that the
+// scenarios read.
+type moreHistoryEntry struct {
+	InvocationID string    `json:"invocation_id"`
+	Result       string    `json:"result"`
+	ExitStatus   string    `json:"exit_status"`
+	Finished     time.Time `json:"finished"`
+	Failures     []string  `json:"failures"`
+}
+
+// moreHistory reads ~/.local/state/backup-stack/history/<stack>.json, or nil.
+//
+// A backup@ unit that ended well is inactive and, with nothing referring to it, may be
+// unloaded by the manager right away; `systemctl show` then reports a fresh unit with
+// Result=success and no timestamps, which proves nothing. The history records the run.
+func (e *env) moreHistory(stack string) *moreHistoryEntry {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.home, ".local", "state", "backup-stack", "history", stack+".json"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var h moreHistoryEntry
+	if err := json.Unmarshal(b, &h); err != nil {
+		e.t.Fatalf("history of %s: %v: %s", stack, err, b)
+	}
+	return &h
+}
+
+// moreWantSuccess fails unless the last recorded run of stack finished after since with
+// result success and no failed steps.
+func (e *env) moreWantSuccess(stack string, since time.Time) {
+	e.t.Helper()
+	h := e.moreHistory(stack)
+	if h == nil || h.Finished.Before(since) || h.Result != "success" || len(h.Failures) > 0 {
+		e.t.Errorf("backup@%s: last run %+v, want a successful run after %s; units.log: %s", stack, h, since.Format("15:04:05.000"), e.tail("units.log"))
+	}
 }

@@ -50,26 +50,30 @@ func moreWatchedUnits(stacks []*stack) []string {
 // finished a run that began after since; it fails unless each ended with Result=success.
 func (e *env) moreWaitBackupsDone(stacks []*stack, since time.Time, timeout time.Duration) {
 	e.t.Helper()
-	e.waitFor("all backups to finish", timeout, 250*time.Millisecond, func() bool {
-		if out, err := e.systemctlTimeout(10*time.Second, "list-jobs", "--no-legend"); err != nil || strings.TrimSpace(out) != "" {
+	var last string
+	done := func() bool {
+		out, err := e.systemctlTimeout(10*time.Second, "list-jobs", "--no-legend")
+		if err != nil || strings.TrimSpace(out) != "" && !strings.Contains(out, "No jobs") {
+			last = fmt.Sprintf("jobs: %v %s", err, oneLine(out))
 			return false
 		}
 		for _, s := range stacks {
-			u := "backup@" + s.Name + ".service"
-			p := e.show(u, "ActiveState")
-			ts := e.moreShowTimes(u, "InactiveEnterTimestamp", "InactiveExitTimestamp")
-			if p["ActiveState"] == "activating" || p["ActiveState"] == "deactivating" ||
-				ts["InactiveExitTimestamp"].Before(since) || ts["InactiveEnterTimestamp"].Before(ts["InactiveExitTimestamp"]) {
+			if h := e.moreHistory(s.Name); h == nil || h.Finished.Before(since) {
+				last = fmt.Sprintf("no run of %s recorded since %s: %+v", s.Name, since.Format("15:04:05.000"), h)
 				return false
 			}
 		}
 		return true
-	})
-	for _, s := range stacks {
-		u := "backup@" + s.Name + ".service"
-		if p := e.show(u, "Result", "ActiveState"); p["Result"] != "success" {
-			e.t.Errorf("%s: %v, want Result=success; units.log: %s", u, p, e.tail("units.log"))
+	}
+	deadline := time.Now().Add(timeout)
+	for !done() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("backups not done after %s; last: %s", timeout, last)
 		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, s := range stacks {
+		e.moreWantSuccess(s.Name, since)
 	}
 }
 
@@ -90,9 +94,7 @@ func TestScenario8aThreeStacksOneCommand(t *testing.T) {
 		t.Fatalf("systemctl --user start %v: %v: %s; units.log: %s", args, err, out, env.tail("units.log"))
 	}
 	for _, st := range stacks {
-		if p := env.show("backup@"+st.Name+".service", "Result"); p["Result"] != "success" {
-			t.Errorf("backup@%s: %v", st.Name, p)
-		}
+		env.moreWantSuccess(st.Name, since)
 		if got := env.runningContainers(st.Project); len(got) != 2 {
 			t.Errorf("after the backups, project %s runs %v, want 2 containers", st.Project, got)
 		}
@@ -263,9 +265,7 @@ func TestScenario9BusyDuplicati(t *testing.T) {
 	if !strings.Contains(env.unitLog(), "Duplicati is busy") {
 		t.Errorf("units.log does not say the gate waited for a busy Duplicati: %s", env.tail("units.log"))
 	}
-	if p := env.show("backup@"+name+".service", "Result"); p["Result"] != "success" {
-		t.Errorf("backup@%s: %v", name, p)
-	}
+	env.moreWantSuccess(name, since)
 	if got := env.runningContainers(st.Project); len(got) != 2 {
 		t.Errorf("after the backup, project %s runs %v", st.Project, got)
 	}
@@ -421,12 +421,11 @@ func TestScenario11Hooks(t *testing.T) {
 	}
 
 	// 2. A failing post_start with ignore_failure: the unit still succeeds.
-	if err, _, _ := run("post_start fails, ignore_failure", hook("post_start", 1, true)); err != nil {
+	err, since, _ := run("post_start fails, ignore_failure", hook("post_start", 1, true))
+	if err != nil {
 		t.Errorf("post_start failing with ignore_failure = true: the unit failed: %v", err)
 	}
-	if p := env.show(unit, "Result"); p["Result"] != "success" {
-		t.Errorf("post_start failing with ignore_failure = true: %v", p)
-	}
+	env.moreWantSuccess(name, since)
 
 	// 3. A failing post_start without ignore_failure: the stack is restored, the unit fails
 	// (release exits non-zero).
@@ -447,7 +446,7 @@ func TestScenario11Hooks(t *testing.T) {
 	}
 
 	// 4. A failing pre_stop without ignore_failure: nothing is stopped, no job runs.
-	err, since, polled := run("pre_stop fails, required", hook("pre_stop", 1, false))
+	err, since, polled = run("pre_stop fails, required", hook("pre_stop", 1, false))
 	if err == nil {
 		t.Errorf("required pre_stop failed but the unit succeeded")
 	}
@@ -513,6 +512,7 @@ func TestScenario12Timer(t *testing.T) {
 	if ev.Result != "Success" {
 		t.Errorf("sim event %+v", ev)
 	}
+	env.moreWantSuccess(name, at)
 	if p := env.show(unit, "Result", "TriggeredBy"); p["Result"] != "success" || !strings.Contains(p["TriggeredBy"], timer) {
 		t.Errorf("%s: %v, want Result=success TriggeredBy=%s", unit, p, timer)
 	}
@@ -545,9 +545,7 @@ func TestScenario13BrokenStackFile(t *testing.T) {
 	if out, err := env.moreStart("backup@" + good); err != nil {
 		t.Errorf("backup of the good stack: %v: %s; units.log: %s", err, out, env.tail("units.log"))
 	}
-	if p := env.show("backup@"+good+".service", "Result"); p["Result"] != "success" {
-		t.Errorf("backup@%s: %v", good, p)
-	}
+	env.moreWantSuccess(good, time.Time{})
 	if evs := s.moreJobs(time.Time{}); len(evs["1"]) != 1 || evs["1"][0].Result != "Success" {
 		t.Errorf("sim backups: %+v", evs)
 	}

@@ -77,7 +77,42 @@ func newBasicRig(t *testing.T, route, base string, jobDur time.Duration, result,
 		out, _ := e.systemctl("cat", r.backupUnit())
 		t.Fatalf("%s LoadState = %q; cat: %s; manager.log: %s", r.backupUnit(), ls, oneLine(out), e.tail("manager.log"))
 	}
+	e.basicAnchor(r.backupUnit())
 	return r
+}
+
+// basicAnchor keeps unit loaded after it went inactive. The manager unloads an inactive unit
+// nothing refers to, and `systemctl show` of an unloaded unit answers Result=success and
+// ExecMainStatus=0 whatever happened: an active unit with After= on it is such a reference.
+func (e *env) basicAnchor(unit string) {
+	e.t.Helper()
+	anchor := "basic-anchor-" + strings.TrimSuffix(unit, ".service") + ".service"
+	e.writeUserUnit(anchor, fmt.Sprintf("[Unit]\nDescription=e2e: keeps %[1]s loaded\nAfter=%[1]s\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n", unit))
+	e.daemonReload()
+	if out, err := e.systemctl("start", anchor); err != nil {
+		e.t.Fatalf("start %s: %v: %s", anchor, err, oneLine(out))
+	}
+}
+
+// expectSucceeded: the backup unit's last run (a real one: it has an InvocationID and its
+// main process exited) ended with Result=success and exit status 0.
+func (r *basicRig) expectSucceeded(when string) {
+	r.t.Helper()
+	p := r.e.show(r.backupUnit(), "LoadState", "ActiveState", "InvocationID", "Result", "ExecMainCode", "ExecMainStatus")
+	if p["LoadState"] != "loaded" || p["InvocationID"] == "" || p["ActiveState"] != "inactive" ||
+		p["Result"] != "success" || p["ExecMainCode"] != "1" || p["ExecMainStatus"] != "0" {
+		r.fail("%s: %s %v, want a finished run with Result=success and ExecMainCode=1 (exited) ExecMainStatus=0", when, r.backupUnit(), p)
+	}
+}
+
+// expectFailed: the backup unit's last run failed; it returns the properties.
+func (r *basicRig) expectFailed(when string) map[string]string {
+	r.t.Helper()
+	p := r.e.show(r.backupUnit(), "LoadState", "ActiveState", "InvocationID", "Result", "ExecMainCode", "ExecMainStatus")
+	if p["LoadState"] != "loaded" || p["InvocationID"] == "" || p["ActiveState"] != "failed" || p["Result"] == "success" {
+		r.fail("%s: %s %v, want a failed run", when, r.backupUnit(), p)
+	}
+	return p
 }
 
 func (r *basicRig) backupUnit() string { return "backup@" + r.st.Name + ".service" }
@@ -282,10 +317,7 @@ func TestBasicHappyPath(t *testing.T) {
 				r.fail("systemctl --user start %s exited 0 but said %q", r.backupUnit(), oneLine(b.out))
 			}
 			r.expectUp("after the backup")
-			p := r.e.show(r.backupUnit(), "Result", "ExecMainStatus", "ActiveState")
-			if p["Result"] != "success" || p["ExecMainStatus"] != "0" {
-				r.fail("%s: %v, want Result=success ExecMainStatus=0", r.backupUnit(), p)
-			}
+			r.expectSucceeded("after the backup")
 			r.expectHoldInactive("after the backup")
 			if finished.Result != "Success" {
 				t.Errorf("sim result %q, want Success", finished.Result)
@@ -364,9 +396,7 @@ func TestBasicRestorePolicy(t *testing.T) {
 		if b.err != nil {
 			r.fail("%s: systemctl --user start %s: %v: %s", what, r.backupUnit(), b.err, oneLine(b.out))
 		}
-		if res := r.e.show(r.backupUnit(), "Result")["Result"]; res != "success" {
-			r.fail("%s: Result = %q, want success", what, res)
-		}
+		r.expectSucceeded(what)
 		if ev := r.waitFinished(before); ev.Result != "Success" {
 			r.fail("%s: the job did not run: %+v", what, ev)
 		}
@@ -391,19 +421,25 @@ func basicFreePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// TestBasicOnDemand is scenario 3: a socket-activated entry point (<x>-ondemand.socket,
-// Accept=no, whose <x>-ondemand.service starts the stack) is frozen during the backup: both
-// are stopped, a connection is refused and starts nothing; afterwards both are back in
-// exactly their earlier state, for socket active, socket+service active and socket inactive.
-func TestBasicOnDemand(t *testing.T) {
+// basicOnDemand is a stack with a socket-activated entry point: <x>-ondemand.socket
+// (ListenStream on a free loopback port, Accept=no) whose <x>-ondemand.service starts the
+// stack, configured as the stack's on_demand { socket service }.
+type basicOnDemand struct {
+	*basicRig
+	sock, svc, addr string
+}
+
+func newBasicOnDemand(t *testing.T) *basicOnDemand {
+	t.Helper()
 	// The socket and service names derive from the stack name, which is known once the rig
 	// exists; the stack file is then written again with on_demand.
-	r := newBasicRig(t, "api", "od", 3*time.Second, "Success", "")
+	r := newBasicRig(t, "api", "od", 5*time.Second, "Success", "")
 	x := r.st.Name
-	sock, svc := x+"-ondemand.socket", x+"-ondemand.service"
+	o := &basicOnDemand{basicRig: r, sock: x + "-ondemand.socket", svc: x + "-ondemand.service"}
 	port := basicFreePort(t)
-	r.e.writeUserUnit(sock, fmt.Sprintf("[Unit]\nDescription=e2e on-demand socket of %s\n\n[Socket]\nListenStream=127.0.0.1:%d\nAccept=no\n", x, port))
-	r.e.writeUserUnit(svc, fmt.Sprintf("[Unit]\nDescription=e2e on-demand starter of %[1]s\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=systemctl --user start %[1]s\n", r.st.Unit))
+	o.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	r.e.writeUserUnit(o.sock, fmt.Sprintf("[Unit]\nDescription=e2e on-demand socket of %s\n\n[Socket]\nListenStream=%s\nAccept=no\n", x, o.addr))
+	r.e.writeUserUnit(o.svc, fmt.Sprintf("[Unit]\nDescription=e2e on-demand starter of %[1]s\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=systemctl --user start %[1]s\n", r.st.Unit))
 	r.e.writeStack(x, fmt.Sprintf(`stack %q {
   jobs          = [%q]
   stop_timeout  = "30s"
@@ -414,86 +450,103 @@ func TestBasicOnDemand(t *testing.T) {
     service = %q
   }
 }
-`, x, r.job, sock, svc))
+`, x, r.job, o.sock, o.svc))
 	r.e.daemonReload()
-	if out, _ := r.e.systemctl("cat", r.holdUnit()); !strings.Contains(out, sock) {
-		t.Fatalf("%s does not name %s: %s", r.holdUnit(), sock, oneLine(out))
+	if out, _ := r.e.systemctl("cat", r.holdUnit()); !strings.Contains(out, o.sock) || !strings.Contains(out, o.svc) {
+		t.Fatalf("%s does not name %s and %s: %s", r.holdUnit(), o.sock, o.svc, oneLine(out))
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	dial := func() error {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}
-	states := func() (string, string, string) { return r.state(sock), r.state(svc), r.state(r.st.Unit) }
+	return o
+}
 
-	run := func(name string, wantSock, wantSvc string) {
-		t.Helper()
-		gs, gv, gu := states()
-		if gs != wantSock || gv != wantSvc || gu != "active" {
-			t.Fatalf("%s: before the backup socket %s service %s stack %s, want %s %s active", name, gs, gv, gu, wantSock, wantSvc)
-		}
-		before := r.maxTask()
-		b := r.startBackup()
-		ev := r.waitStarted(before)
-		s, v, u := states()
-		if s != "inactive" || v != "inactive" || u != "inactive" {
-			r.fail("%s: during the job (task %d) socket %s service %s stack %s, want all inactive", name, ev.TaskID, s, v, u)
-		}
-		err := dial()
-		if err == nil {
-			r.fail("%s: a connection to %s during the backup was accepted", name, addr)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			r.fail("%s: a connection to %s during the backup: %v, want connection refused", name, addr, err)
-		}
-		time.Sleep(500 * time.Millisecond) // give a wrongly started activation time to show
-		if s, v, u := states(); s != "inactive" || v != "inactive" || u != "inactive" {
-			r.fail("%s: after a connection attempt during the job socket %s service %s stack %s, want all inactive", name, s, v, u)
-		}
-		if c := r.e.runningContainers(r.st.Project); len(c) != 0 {
-			r.fail("%s: containers run during the job after a connection attempt: %v", name, c)
-		}
-		b.wait(t)
-		if b.err != nil {
-			r.fail("%s: systemctl --user start %s: %v: %s", name, r.backupUnit(), b.err, oneLine(b.out))
-		}
-		if s, v, u := states(); s != wantSock || v != wantSvc || u != "active" {
-			r.fail("%s: after the backup socket %s service %s stack %s, want %s %s active", name, s, v, u, wantSock, wantSvc)
-		}
-		r.expectUp(name + ", after the backup")
-		r.expectHoldInactive(name)
-		t.Logf("%s: socket %s, service %s, stack active after the backup; connection during it refused", name, wantSock, wantSvc)
+func (o *basicOnDemand) dial() error {
+	c, err := net.DialTimeout("tcp", o.addr, 2*time.Second)
+	if err == nil {
+		c.Close()
 	}
+	return err
+}
 
-	r.startStack()
-	if out, err := r.e.systemctl("start", sock); err != nil {
-		t.Fatalf("start %s: %v: %s", sock, err, oneLine(out))
+func (o *basicOnDemand) states() (sock, svc, stack string) {
+	return o.state(o.sock), o.state(o.svc), o.state(o.st.Unit)
+}
+
+// backupFrozen runs one backup of an active stack whose socket and service are in the given
+// states: during the job all three are inactive and a connection is refused and starts
+// nothing; afterwards all three are back as they were.
+func (o *basicOnDemand) backupFrozen(name, wantSock, wantSvc string) {
+	t := o.t
+	t.Helper()
+	if s, v, u := o.states(); s != wantSock || v != wantSvc || u != "active" {
+		t.Fatalf("%s: before the backup socket %s service %s stack %s, want %s %s active", name, s, v, u, wantSock, wantSvc)
 	}
-	run("socket active", "active", "inactive")
+	before := o.maxTask()
+	b := o.startBackup()
+	ev := o.waitStarted(before)
+	if s, v, u := o.states(); s != "inactive" || v != "inactive" || u != "inactive" {
+		o.fail("%s: during the job (task %d) socket %s service %s stack %s, want all inactive", name, ev.TaskID, s, v, u)
+	}
+	err := o.dial()
+	if err == nil {
+		o.fail("%s: a connection to %s during the backup was accepted", name, o.addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		o.fail("%s: a connection to %s during the backup: %v, want connection refused", name, o.addr, err)
+	}
+	time.Sleep(500 * time.Millisecond) // give a wrongly started activation time to show
+	if s, v, u := o.states(); s != "inactive" || v != "inactive" || u != "inactive" {
+		o.fail("%s: after a connection attempt during the job socket %s service %s stack %s, want all inactive", name, s, v, u)
+	}
+	if c := o.e.runningContainers(o.st.Project); len(c) != 0 {
+		o.fail("%s: containers run during the job after a connection attempt: %v", name, c)
+	}
+	if fin := o.waitEvent("the job", before, func(e simEvent) bool { return e.TaskID == ev.TaskID }); !fin.Finished.IsZero() {
+		o.fail("%s: the job had finished before the checks during it were done (%+v); make the job longer", name, fin)
+	}
+	b.wait(t)
+	if b.err != nil {
+		o.fail("%s: systemctl --user start %s: %v: %s", name, o.backupUnit(), b.err, oneLine(b.out))
+	}
+	if s, v, u := o.states(); s != wantSock || v != wantSvc || u != "active" {
+		o.fail("%s: after the backup socket %s service %s stack %s, want %s %s active", name, s, v, u, wantSock, wantSvc)
+	}
+	o.expectUp(name + ", after the backup")
+	o.expectHoldInactive(name)
+	t.Logf("%s: socket %s, service %s, stack active after the backup; connection during it refused", name, wantSock, wantSvc)
+}
+
+// TestBasicOnDemandSocketActive is scenario 3 with the socket active before the backup
+// (service inactive, then service active too): both are stopped during the backup, a
+// connection is refused and starts nothing, and afterwards they are back exactly as before
+// and the socket activates the stack again.
+func TestBasicOnDemandSocketActive(t *testing.T) {
+	o := newBasicOnDemand(t)
+	o.startStack()
+	if out, err := o.e.systemctl("start", o.sock); err != nil {
+		t.Fatalf("start %s: %v: %s", o.sock, err, oneLine(out))
+	}
+	o.backupFrozen("socket active", "active", "inactive")
 
 	// On-demand activation works again: with the stack down, a connection starts it.
-	r.stopStack()
-	if err := dial(); err != nil {
+	o.stopStack()
+	if err := o.dial(); err != nil {
 		t.Fatalf("after the backup, connection to the re-started socket: %v", err)
 	}
-	r.e.waitFor("the socket to start the stack", basicStateTimeout, 200*time.Millisecond, func() bool {
-		return r.state(r.st.Unit) == "active" && r.state(svc) == "active"
+	o.e.waitFor("the socket to start the stack", basicStateTimeout, 200*time.Millisecond, func() bool {
+		return o.state(o.st.Unit) == "active" && o.state(o.svc) == "active"
 	})
-	r.expectUp("after on-demand activation")
+	o.expectUp("after on-demand activation")
 
-	run("socket and service active", "active", "active")
+	o.backupFrozen("socket and service active", "active", "active")
+}
 
-	for _, u := range []string{svc, sock} {
-		if out, err := r.e.systemctl("stop", u); err != nil {
-			t.Fatalf("stop %s: %v: %s", u, err, oneLine(out))
-		}
-	}
-	run("socket inactive", "inactive", "inactive")
-	if err := dial(); err == nil {
-		t.Errorf("socket inactive before and after the backup, yet %s accepts connections", addr)
+// TestBasicOnDemandSocketInactive is scenario 3 with socket and service inactive before the
+// backup: they stay inactive after it (and the port stays closed).
+func TestBasicOnDemandSocketInactive(t *testing.T) {
+	o := newBasicOnDemand(t)
+	o.startStack()
+	o.backupFrozen("socket inactive", "inactive", "inactive")
+	if err := o.dial(); err == nil {
+		t.Errorf("socket inactive before and after the backup, yet %s accepts connections", o.addr)
 	}
 }
 
@@ -519,8 +572,8 @@ func TestBasicJobFails(t *testing.T) {
 		if ev := r.waitFinished(before); ev.Result != c.result {
 			r.fail("%s: sim result %q", c.result, ev.Result)
 		}
-		p := r.e.show(r.backupUnit(), "Result", "ExecMainStatus")
-		if p["Result"] == "success" || p["ExecMainStatus"] != c.status {
+		p := r.expectFailed(c.result)
+		if p["ExecMainStatus"] != c.status {
 			r.fail("%s: %s %v, want Result != success, ExecMainStatus=%s", c.result, r.backupUnit(), p, c.status)
 		}
 		r.expectUp(c.result + ": after the backup")
@@ -564,10 +617,7 @@ func TestBasicHelperKilled(t *testing.T) {
 	if b.err == nil {
 		r.fail("systemctl --user start %s exited 0 after its helper was killed", r.backupUnit())
 	}
-	p := r.e.show(r.backupUnit(), "Result", "ExecMainCode", "ExecMainStatus", "ActiveState")
-	if p["Result"] == "success" || p["ActiveState"] != "failed" {
-		r.fail("after SIGKILL: %s %v, want failed", r.backupUnit(), p)
-	}
+	p := r.expectFailed("after SIGKILL")
 	r.expectUp("after the helper was killed")
 	r.expectHoldInactive("after the helper was killed")
 	if !r.slotFree() {
@@ -581,9 +631,7 @@ func TestBasicHelperKilled(t *testing.T) {
 	if b2.err != nil {
 		r.fail("second backup: %v: %s", b2.err, oneLine(b2.out))
 	}
-	if res := r.e.show(r.backupUnit(), "Result")["Result"]; res != "success" {
-		r.fail("second backup: Result %q", res)
-	}
+	r.expectSucceeded("second backup")
 	if ev2 := r.waitFinished(after); ev2.Result != "Success" {
 		r.fail("second backup's job: %+v", ev2)
 	}
@@ -619,10 +667,7 @@ func TestBasicStopMidJob(t *testing.T) {
 	}
 	r.expectUp("after the stop")
 	r.expectHoldInactive("after the stop")
-	p := r.e.show(r.backupUnit(), "Result", "ExecMainStatus", "ActiveState")
-	if p["Result"] == "success" {
-		r.fail("a stopped backup has Result success: %v", p)
-	}
+	p := r.expectFailed("after the stop")
 	if !r.slotFree() {
 		r.fail("the backup slot is still taken after the stop")
 	}
@@ -646,9 +691,9 @@ func TestBasicStackStartedMidJob(t *testing.T) {
 	if b.err == nil {
 		r.fail("systemctl --user start %s exited 0 although the stack was started mid-job", r.backupUnit())
 	}
-	p := r.e.show(r.backupUnit(), "Result", "ExecMainStatus", "ActiveState")
-	if p["Result"] == "success" || p["ExecMainStatus"] != "10" {
-		r.fail("%s %v, want Result != success and ExecMainStatus 10", r.backupUnit(), p)
+	p := r.expectFailed("after the stack's start")
+	if p["ExecMainStatus"] != "10" {
+		r.fail("%s %v, want ExecMainStatus 10 (interrupted)", r.backupUnit(), p)
 	}
 	fin := r.waitEvent("the task to end", before, func(e simEvent) bool { return e.TaskID == ev.TaskID && e.Result != "" })
 	if fin.Result != "Aborted" {
@@ -789,6 +834,7 @@ func TestBasicTrickyArgv(t *testing.T) {
 		out, _ := e.systemctl("cat", unit)
 		t.Fatalf("%s LoadState %q; cat: %s; manager.log: %s", unit, ls, oneLine(lastBytes([]byte(out), 2000)), e.tail("manager.log"))
 	}
+	e.basicAnchor(unit)
 	if out, err := e.systemctl("start", name+"-stack.service"); err != nil {
 		t.Fatalf("start stack: %v: %s", err, out)
 	}
@@ -796,8 +842,8 @@ func TestBasicTrickyArgv(t *testing.T) {
 	if err != nil {
 		t.Errorf("systemctl --user start %s: %v: %s; units.log: %s", unit, err, oneLine(out), oneLine(lastBytes([]byte(e.unitLog()), 3000)))
 	}
-	if res := e.show(unit, "Result")["Result"]; res != "success" {
-		t.Errorf("%s Result %q", unit, res)
+	if p := e.show(unit, "InvocationID", "Result", "ExecMainStatus"); p["InvocationID"] == "" || p["Result"] != "success" || p["ExecMainStatus"] != "0" {
+		t.Errorf("%s: %v, want a run with Result=success", unit, p)
 	}
 	ok := 0
 	for i := 0; i < len(doc.Args); i++ {

@@ -641,37 +641,55 @@ func TestBasicHelperKilled(t *testing.T) {
 	}
 }
 
-// TestBasicStopMidJob is scenario 6: `systemctl --user stop backup@<stack>` mid-job aborts the
-// task on the API route (sim Result "Aborted") and restores the stack.
+// TestBasicStopMidJob is scenario 6: `systemctl --user stop backup@<stack>` mid-job restores
+// the stack and fails the unit with status 10 (interrupted). On the API route the task is
+// aborted (sim Result "Aborted"); the exec route cannot abort it and must say so.
 func TestBasicStopMidJob(t *testing.T) {
-	r := newBasicRig(t, "api", "stop", 20*time.Second, "Success", "")
-	r.startStack()
-	before := r.maxTask()
-	b := r.startBackup()
-	ev := r.waitStarted(before)
-	start := time.Now()
-	if out, err := r.e.systemctlTimeout(basicBackupTimeout, "stop", r.backupUnit()); err != nil {
-		r.fail("systemctl --user stop %s: %v: %s", r.backupUnit(), err, oneLine(out))
+	for _, route := range []string{"api", "exec"} {
+		t.Run(route, func(t *testing.T) {
+			r := newBasicRig(t, route, "stop", 20*time.Second, "Success", "")
+			r.startStack()
+			before := r.maxTask()
+			b := r.startBackup()
+			ev := r.waitStarted(before)
+			time.Sleep(300 * time.Millisecond) // well inside the job
+			logBefore := len(r.e.unitLog())
+			start := time.Now()
+			if out, err := r.e.systemctlTimeout(basicBackupTimeout, "stop", r.backupUnit()); err != nil {
+				r.fail("systemctl --user stop %s: %v: %s", r.backupUnit(), err, oneLine(out))
+			}
+			t.Logf("systemctl --user stop %s took %s", r.backupUnit(), basicMs(time.Since(start)))
+			b.wait(t)
+			if b.err == nil {
+				r.fail("systemctl --user start %s exited 0 although the backup was stopped", r.backupUnit())
+			}
+			r.expectUp("after the stop")
+			r.expectHoldInactive("after the stop")
+			p := r.expectFailed("after the stop")
+			if p["ExecMainStatus"] != "10" {
+				r.fail("after the stop: %v, want ExecMainStatus 10 (interrupted)", p)
+			}
+			if !r.slotFree() {
+				r.fail("the backup slot is still taken after the stop")
+			}
+			switch route {
+			case "api":
+				fin := r.waitEvent("the task to end", before, func(e simEvent) bool { return e.TaskID == ev.TaskID && e.Result != "" })
+				if fin.Result != "Aborted" {
+					r.fail("task %d ended %q, want Aborted", fin.TaskID, fin.Result)
+				}
+				if fin.Finished.Sub(fin.Started) >= 20*time.Second {
+					r.fail("task %d ran its full length: %+v", fin.TaskID, fin)
+				}
+				t.Logf("stopped run: %v; task %d %s after %s", p, fin.TaskID, fin.Result, basicMs(fin.Finished.Sub(fin.Started)))
+			case "exec":
+				if log := r.e.unitLog()[logBefore:]; !strings.Contains(log, "cannot be aborted") {
+					r.fail("the exec route did not say that the task keeps running: %s", oneLine(log))
+				}
+				t.Logf("stopped run: %v; the exec route left task %d running, and said so", p, ev.TaskID)
+			}
+		})
 	}
-	t.Logf("systemctl --user stop %s took %s", r.backupUnit(), basicMs(time.Since(start)))
-	b.wait(t)
-	if b.err == nil {
-		r.fail("systemctl --user start %s exited 0 although the backup was stopped", r.backupUnit())
-	}
-	fin := r.waitEvent("the task to end", before, func(e simEvent) bool { return e.TaskID == ev.TaskID && e.Result != "" })
-	if fin.Result != "Aborted" {
-		r.fail("task %d ended %q, want Aborted", fin.TaskID, fin.Result)
-	}
-	if fin.Finished.Sub(fin.Started) >= 20*time.Second {
-		r.fail("task %d ran its full length: %+v", fin.TaskID, fin)
-	}
-	r.expectUp("after the stop")
-	r.expectHoldInactive("after the stop")
-	p := r.expectFailed("after the stop")
-	if !r.slotFree() {
-		r.fail("the backup slot is still taken after the stop")
-	}
-	t.Logf("stopped run: %v; task %d %s after %s", p, fin.TaskID, fin.Result, basicMs(fin.Finished.Sub(fin.Started)))
 }
 
 // TestBasicStackStartedMidJob is scenario 7: a person starts the stack mid-job. The backup

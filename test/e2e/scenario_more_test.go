@@ -317,6 +317,11 @@ func TestScenario10GateFailuresNeverStop(t *testing.T) {
 		if status != c.status {
 			t.Errorf("%s: gate exit status %q, want %s (%s)", c.what, status, c.status, rec)
 		}
+		// The history has no exit status here: systemd sets $EXIT_STATUS for ExecStopPost=
+		// from the main process only, and a failing ExecStartPre= means it never ran.
+		if h := env.moreHistory(name); h == nil || h.Finished.Before(start) || h.Result != "exit-code" {
+			t.Errorf("%s: run history %+v, want result exit-code", c.what, h)
+		}
 		for _, ch := range polled[st.Unit] {
 			if ch.State != "active" {
 				t.Errorf("%s: stack unit went %s at %s: %s", c.what, ch.State, ch.At.Format("15:04:05.000"), moreFmtSamples(polled[st.Unit]))

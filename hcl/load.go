@@ -64,6 +64,11 @@ func StackFiles(dir string) ([]string, error) {
 // diagnostics; a file with errors is skipped and listed in Set.Broken, and
 // a broken config.hcl leaves the built-in defaults in place.
 func Load(dir string) (*Set, hhcl.Diagnostics) {
+	return LoadWith(dir, LoadOptions{})
+}
+
+// LoadWith is Load with options: the decode cache (see cache.go).
+func LoadWith(dir string, opt LoadOptions) (*Set, hhcl.Diagnostics) {
 	// SourcePath= needs an absolute path: systemd ignores a relative one.
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
@@ -73,6 +78,8 @@ func Load(dir string) (*Set, hhcl.Diagnostics) {
 
 	cfgPath := filepath.Join(dir, "config.hcl")
 	src, err := os.ReadFile(cfgPath)
+	useCache := opt.CacheFile != "" && opt.CacheKey != ""
+	cfgDigest := configDigest(src, err == nil)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		set.Config, _ = ParseConfig(cfgPath, nil)
@@ -80,6 +87,7 @@ func Load(dir string) (*Set, hhcl.Diagnostics) {
 		diags = append(diags, fileDiag(cfgPath, err))
 		set.Config, _ = ParseConfig(cfgPath, nil)
 		set.Broken = append(set.Broken, cfgPath)
+		useCache = false
 	default:
 		cfg, d := ParseConfig(cfgPath, src)
 		diags = append(diags, d...)
@@ -94,7 +102,12 @@ func Load(dir string) (*Set, hhcl.Diagnostics) {
 	if err != nil {
 		diags = append(diags, &hhcl.Diagnostic{Severity: hhcl.DiagError, Summary: "Cannot read stacks", Detail: err.Error()})
 	}
-	results := loadStackFiles(files, set.Config)
+	var results []loaded
+	if useCache {
+		results = loadStackFilesCached(files, set.Config, opt, cfgDigest)
+	} else {
+		results = loadStackFiles(files, set.Config)
+	}
 	byName := make(map[string]*Stack, len(files))
 	for i, f := range files {
 		st, d := results[i].stack, results[i].diags

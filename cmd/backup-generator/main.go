@@ -34,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	clean := fl.Bool("clean", false, "with --user-units: remove every file the manifest lists, and the manifest")
 	reload := fl.Bool("reload", false, "with --user-units: when something changed, run systemctl --user daemon-reload and (re)start or stop the timers whose schedule changed")
 	syncFiles := fl.Bool("sync", false, "fsync each file before renaming it into place (for an output directory on a real disk; systemd's generator directories are on tmpfs and need no fsync)")
+	cacheFile := fl.String("cache", defaultCacheFile(), "decode cache of the stack files (empty: none)")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run\n       backup-generator --user-units DIR [--clean] [--reload]\n\n")
 		fl.PrintDefaults()
@@ -86,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	set, diags := hcl.Load(dir)
+	set, diags := hcl.LoadWith(dir, loadOptions(*cacheFile))
 	for _, d := range diags {
 		fmt.Fprintln(stderr, hcl.FormatDiag(d))
 	}

@@ -43,6 +43,7 @@ type CLI struct {
 	Status     StatusCmd     `cmd:"" help:"Say whether Duplicati is idle (exit 0), busy or paused (exit 3), or cannot tell (exit 1)."`
 	Validate   ValidateCmd   `cmd:"" help:"Check config.hcl and the stack files; print file:line:col: messages."`
 	List       ListCmd       `cmd:"" help:"List the configured stacks with schedule, next run and last result."`
+	Reload     ReloadCmd     `cmd:"" help:"Apply configuration changes: daemon-reload, start new timers, re-arm changed ones, stop removed ones."`
 	NotifyTest NotifyTestCmd `cmd:"" name:"notify-test" help:"Send a test through every notification channel configured for a stack."`
 
 	Gate        GateCmd        `cmd:"" group:"Steps run by backup@.service" help:"Wait for the backup slot and an idle Duplicati, check require_paths, record what is active."`

@@ -42,6 +42,17 @@ func (s Systemctl) run(ctx context.Context, args ...string) (string, error) {
 	return text, nil
 }
 
+// Run runs any systemctl --user command and returns its error.
+func (s Systemctl) Run(ctx context.Context, args ...string) error {
+	_, err := s.run(ctx, args...)
+	return err
+}
+
+// Output runs any systemctl --user command and returns its output.
+func (s Systemctl) Output(ctx context.Context, args ...string) (string, error) {
+	return s.run(ctx, args...)
+}
+
 // Start starts units in one transaction and waits for the jobs to finish.
 func (s Systemctl) Start(ctx context.Context, units ...string) error {
 	_, err := s.run(ctx, append([]string{"start"}, units...)...)

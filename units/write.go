@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -32,67 +35,98 @@ func WriteAll(dir string, files []File) error {
 // all: it is written to a temporary name in the same directory and renamed
 // into place, so a reader (the manager, a person) never sees half a unit.
 // Regular files get mode 0644 minus the umask, like every other generator's
-// output. Each directory is created once; errors are collected per file and
-// the remaining files are still written.
+// output. Each directory is created once. The work is spread over
+// GOMAXPROCS goroutines (file system calls are most of a generator's run
+// time on tmpfs); errors are collected per file, the remaining files are
+// still written, and the joined error lists them in the order of files.
 func WriteAllWith(dir string, files []File, opt WriteOptions) error {
-	w := writer{
-		suffix: "-" + strconv.Itoa(os.Getpid()),
-		sync:   opt.Sync,
-		dirs:   map[string]error{},
-	}
-	var errs []error
-	for _, f := range files {
-		if err := w.one(dir, f); err != nil {
-			errs = append(errs, err)
+	w := writer{suffix: "-" + strconv.Itoa(os.Getpid()), sync: opt.Sync}
+	// The directories, in order of first use, and which one each file needs.
+	dsts := make([]string, len(files))
+	fileDir := make([]int, len(files))
+	dirIndex := map[string]int{}
+	var dirs []string
+	for i, f := range files {
+		dsts[i] = filepath.Join(dir, filepath.FromSlash(f.Path))
+		parent := filepath.Dir(dsts[i])
+		j, ok := dirIndex[parent]
+		if !ok {
+			j = len(dirs)
+			dirIndex[parent] = j
+			dirs = append(dirs, parent)
 		}
+		fileDir[i] = j
 	}
+	dirErrs := make([]error, len(dirs))
+	parallel(len(dirs), func(i int) { dirErrs[i] = mkdir(dirs[i]) })
+	errs := make([]error, len(files), len(files)+len(dirs))
+	parallel(len(files), func(i int) {
+		if err := dirErrs[fileDir[i]]; err != nil {
+			errs[i] = fmt.Errorf("writing %s: %w", dsts[i], err)
+			return
+		}
+		errs[i] = w.one(dsts[i], files[i])
+	})
 	if w.sync {
-		for d, err := range w.dirs {
-			if err == nil {
-				err = flushDir(d)
+		syncErrs := make([]error, len(dirs))
+		parallel(len(dirs), func(i int) {
+			if dirErrs[i] == nil {
+				if err := flushDir(dirs[i]); err != nil {
+					syncErrs[i] = fmt.Errorf("syncing %s: %w", dirs[i], err)
+				}
 			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("syncing %s: %w", d, err))
-			}
-		}
+		})
+		errs = append(errs, syncErrs...)
 	}
 	return errors.Join(errs...)
 }
 
-// writer holds the state of one WriteAllWith call.
+// parallel calls f(0) ... f(n-1) on at most GOMAXPROCS goroutines.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// writer holds the settings of one WriteAllWith call.
 type writer struct {
 	// suffix makes the temporary names of this process unique, so no
 	// random names (and no retry loop) are needed.
 	suffix string
 	sync   bool
-	// dirs caches the outcome of creating each directory.
-	dirs map[string]error
 }
 
-// mkdir creates d (and its parents) once per call.
-func (w *writer) mkdir(d string) error {
-	if err, done := w.dirs[d]; done {
-		return err
-	}
+// mkdir creates d, and its parents when they are missing.
+func mkdir(d string) error {
 	// The output directory exists and the tree is one level deep, so a
-	// single mkdir is the common case; MkdirAll covers the rest.
+	// single mkdir is the common case; MkdirAll covers the rest (and copes
+	// with another goroutine creating the same parent).
 	err := os.Mkdir(d, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		err = nil
 	} else if errors.Is(err, fs.ErrNotExist) {
 		err = os.MkdirAll(d, 0o755)
 	}
-	w.dirs[d] = err
 	return err
 }
 
-func (w *writer) one(dir string, f File) error {
-	dst := filepath.Join(dir, filepath.FromSlash(f.Path))
-	parent := filepath.Dir(dst)
-	if err := w.mkdir(parent); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	tmp := filepath.Join(parent, ".tmp-"+filepath.Base(dst)+w.suffix)
+// one writes f to dst, whose directory exists.
+func (w *writer) one(dst string, f File) error {
+	tmp := filepath.Join(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+w.suffix)
 	if f.Link != "" {
 		err := os.Symlink(f.Link, tmp)
 		if errors.Is(err, fs.ErrExist) { // left over by a killed run

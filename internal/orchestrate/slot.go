@@ -86,6 +86,13 @@ func (s Slot) TryTake(ctx context.Context, me Holder) (*Holder, error) {
 	if cur != nil && !(cur.Stack == me.Stack && cur.InvocationID == me.InvocationID) {
 		return cur, nil
 	}
+	// Since is when the slot was taken (what a waiting gate reports), not
+	// when the holder began to wait for it.
+	if cur != nil {
+		me.Since = cur.Since
+	} else {
+		me.Since = time.Now()
+	}
 	if err := writeJSON(s.path(), me); err != nil {
 		return nil, fmt.Errorf("backup slot: %w", err)
 	}

@@ -138,6 +138,33 @@ func TestScenario8bThreeStacksReverseNoBlock(t *testing.T) {
 	} else {
 		t.Errorf("no backup waited for the slot at its gate; units.log: %s", env.tail("units.log"))
 	}
+	// A waiting gate names the holder and since when it holds the slot: that is when the
+	// holder took it, which for the second holder is after the first one was restored.
+	byName := map[string]*stack{}
+	for _, st := range stacks {
+		byName[st.Name] = st
+	}
+	waitRE := regexp.MustCompile(`waiting for the backup slot: stack "([^"]+)" is being backed up \(since ([0-9:]{8})\)`)
+	for _, m := range waitRE.FindAllStringSubmatch(env.unitLog(), -1) {
+		holder := m[1]
+		clock, err := time.ParseInLocation(time.TimeOnly, m[2], time.Local)
+		if err != nil || byName[holder] == nil {
+			t.Errorf("cannot read %q: %v", m[0], err)
+			continue
+		}
+		y, mo, d := since.Date()
+		since := time.Date(y, mo, d, clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+		hDown := env.moreStackDown(byName[holder].Unit)
+		earliest := since
+		for i, n := range order {
+			if n == holder && i > 0 {
+				earliest = env.moreStackDown(byName[order[i-1]].Unit).To
+			}
+		}
+		if since.Add(time.Second).Before(earliest) || since.After(hDown.From) {
+			t.Errorf("%q: the holder took the slot between %s and %s", m[0], earliest.Format("15:04:05.000"), hDown.From.Format("15:04:05.000"))
+		}
+	}
 }
 
 // Scenario 8c: the same OnCalendar schedule on three stacks: the timers fire together, the

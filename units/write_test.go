@@ -200,3 +200,34 @@ func benchmarkWriteAll(b *testing.B, opt WriteOptions) {
 // BenchmarkWriteAll100 writes the 401 files of 100 stacks into a new
 // directory (on /dev/shm when there is one), as the generator does.
 func BenchmarkWriteAll100(b *testing.B) { benchmarkWriteAll(b, WriteOptions{}) }
+
+// TestWriteAllErrorsInFileOrder: files are written concurrently, yet the
+// joined error lists the failures in the order of files, every time.
+func TestWriteAllErrorsInFileOrder(t *testing.T) {
+	files := sampleFiles(40)
+	var want []string
+	for i := 0; i < 40; i += 7 {
+		want = append(want, fmt.Sprintf("backup@stack%04d.service.d", i))
+	}
+	for range 10 {
+		dir := t.TempDir()
+		for _, d := range want {
+			if err := os.WriteFile(filepath.Join(dir, d), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := WriteAll(dir, files)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		lines := strings.Split(err.Error(), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("%d errors, want %d: %v", len(lines), len(want), err)
+		}
+		for i, l := range lines {
+			if !strings.Contains(l, want[i]+"/") {
+				t.Fatalf("error %d is %q, want one about %s", i, l, want[i])
+			}
+		}
+	}
+}

@@ -245,56 +245,63 @@ func TestScenario9BusyDuplicati(t *testing.T) {
 	env.writeStack(name, fmt.Sprintf("stack %q {\n  jobs = [\"1\"]\n}\n", name))
 	st := env.moreUpStacks(name)[0]
 
-	w := env.moreWatchUnits(st.Unit, "backup-hold@"+name+".service")
-	since := time.Now()
-	s.hold("", 5*time.Second)
-	env.waitFor("the other task to become active", 10*time.Second, 50*time.Millisecond, func() bool {
+	// The REST route, then the exec route (podman exec into a container with the stand-in).
+	container := env.simContainer()
+	for _, route := range []struct{ name, config string }{{"REST", restConfig(s)}, {"exec", execConfig(container)}} {
+		t.Logf("---- %s route", route.name)
+		env.writeConfig(route.config)
+		busyBefore := strings.Count(env.unitLog(), "Duplicati is busy")
+		w := env.moreWatchUnits(st.Unit, "backup-hold@"+name+".service")
+		since := time.Now()
+		s.hold("", 5*time.Second)
+		env.waitFor("the other task to become active", 10*time.Second, 50*time.Millisecond, func() bool {
+			for _, ev := range s.events() {
+				if ev.Operation != "Backup" && !ev.Started.IsZero() {
+					return true
+				}
+			}
+			return false
+		})
+		out, err := env.moreStart("backup@" + name)
+		polled := w.stop()
+		if err != nil {
+			t.Fatalf("%s route: start backup@%s: %v: %s; units.log: %s", route.name, name, err, out, env.tail("units.log"))
+		}
+		var other, own *simEvent
 		for _, ev := range s.events() {
-			if ev.Operation != "Backup" && !ev.Started.IsZero() {
-				return true
+			ev := ev
+			if ev.Queued.Before(since) {
+				continue
+			}
+			if ev.Operation == "Backup" && ev.BackupID == "1" {
+				own = &ev
+			} else if ev.Operation != "Backup" {
+				other = &ev
 			}
 		}
-		return false
-	})
-	out, err := env.moreStart("backup@" + name)
-	polled := w.stop()
-	if err != nil {
-		t.Fatalf("start backup@%s: %v: %s; units.log: %s", name, err, out, env.tail("units.log"))
-	}
-	var other, own *simEvent
-	for _, ev := range s.events() {
-		ev := ev
-		if ev.Queued.Before(since) {
-			continue
+		if other == nil || other.Finished.IsZero() || own == nil || own.Finished.IsZero() {
+			t.Fatalf("sim events: want the other task and our backup finished: %+v", s.events())
 		}
-		if ev.Operation == "Backup" && ev.BackupID == "1" {
-			own = &ev
-		} else if ev.Operation != "Backup" {
-			other = &ev
+		down := env.moreStackDown(st.Unit)
+		t.Logf("%s route: other task %s; stack down %s; own job %s", route.name, moreInterval{other.Started, other.Finished}, down, moreInterval{own.Started, own.Finished})
+		if !down.From.After(other.Finished) {
+			t.Errorf("stack stopped at %s, before the other task finished at %s", down.From.Format("15:04:05.000"), other.Finished.Format("15:04:05.000"))
 		}
-	}
-	if other == nil || other.Finished.IsZero() || own == nil || own.Finished.IsZero() {
-		t.Fatalf("sim events: want the other task and our backup finished: %+v", s.events())
-	}
-	down := env.moreStackDown(st.Unit)
-	t.Logf("other task %s; stack down %s; own job %s", moreInterval{other.Started, other.Finished}, down, moreInterval{own.Started, own.Finished})
-	if !down.From.After(other.Finished) {
-		t.Errorf("stack stopped at %s, before the other task finished at %s", down.From.Format("15:04:05.000"), other.Finished.Format("15:04:05.000"))
-	}
-	for _, c := range polled[st.Unit] {
-		if c.State != "active" && c.At.Before(other.Finished) {
-			t.Errorf("stack seen %s at %s while the other task ran (until %s)", c.State, c.At.Format("15:04:05.000"), other.Finished.Format("15:04:05.000"))
+		for _, c := range polled[st.Unit] {
+			if c.State != "active" && c.At.Before(other.Finished) {
+				t.Errorf("stack seen %s at %s while the other task ran (until %s)", c.State, c.At.Format("15:04:05.000"), other.Finished.Format("15:04:05.000"))
+			}
 		}
-	}
-	if !own.Started.After(other.Finished) || own.Result != "Success" {
-		t.Errorf("own job %+v: want started after the other task and Success", *own)
-	}
-	if !strings.Contains(env.unitLog(), "Duplicati is busy") {
-		t.Errorf("units.log does not say the gate waited for a busy Duplicati: %s", env.tail("units.log"))
-	}
-	env.moreWantSuccess(name, since)
-	if got := env.runningContainers(st.Project); len(got) != 2 {
-		t.Errorf("after the backup, project %s runs %v", st.Project, got)
+		if !own.Started.After(other.Finished) || own.Result != "Success" {
+			t.Errorf("own job %+v: want started after the other task and Success", *own)
+		}
+		if strings.Count(env.unitLog(), "Duplicati is busy") == busyBefore {
+			t.Errorf("units.log does not say the gate waited for a busy Duplicati: %s", env.tail("units.log"))
+		}
+		env.moreWantSuccess(name, since)
+		if got := env.runningContainers(st.Project); len(got) != 2 {
+			t.Errorf("after the backup, project %s runs %v", st.Project, got)
+		}
 	}
 }
 

@@ -105,9 +105,21 @@ func (r *basicRig) expectSucceeded(when string) {
 	}
 }
 
+// waitSettled waits until the backup unit has no job and is neither activating nor
+// deactivating. A start job canceled by a stop (the stack started by hand) makes `systemctl
+// start backup@<stack>` return while ExecStopPost= (restore, release) still runs.
+func (r *basicRig) waitSettled() {
+	r.t.Helper()
+	r.e.waitFor(r.backupUnit()+" to settle", basicBackupTimeout, 100*time.Millisecond, func() bool {
+		p := r.e.show(r.backupUnit(), "ActiveState", "Job")
+		return p["ActiveState"] != "activating" && p["ActiveState"] != "deactivating" && (p["Job"] == "" || p["Job"] == "0")
+	})
+}
+
 // expectFailed: the backup unit's last run failed; it returns the properties.
 func (r *basicRig) expectFailed(when string) map[string]string {
 	r.t.Helper()
+	r.waitSettled()
 	p := r.e.show(r.backupUnit(), "LoadState", "ActiveState", "InvocationID", "Result", "ExecMainCode", "ExecMainStatus")
 	if p["LoadState"] != "loaded" || p["InvocationID"] == "" || p["ActiveState"] != "failed" || p["Result"] == "success" {
 		r.fail("%s: %s %v, want a failed run", when, r.backupUnit(), p)
@@ -709,6 +721,20 @@ func TestBasicStackStartedMidJob(t *testing.T) {
 	if b.err == nil {
 		r.fail("systemctl --user start %s exited 0 although the stack was started mid-job", r.backupUnit())
 	}
+	if st := r.state(r.backupUnit()); st == "deactivating" {
+		t.Logf("systemctl --user start %s returned (%s) while the unit is still %s (ExecStopPost= runs)", r.backupUnit(), oneLine(b.out), st)
+	}
+	// The stack keeps running while the backup unit winds down (restore, release).
+	polls := 0
+	r.e.waitFor(r.backupUnit()+" to settle with the stack up", basicBackupTimeout, 100*time.Millisecond, func() bool {
+		if st := r.state(r.st.Unit); st != "active" {
+			r.fail("the stack started by hand went %s while %s wound down", st, r.backupUnit())
+		}
+		polls++
+		p := r.e.show(r.backupUnit(), "ActiveState", "Job")
+		return p["ActiveState"] != "activating" && p["ActiveState"] != "deactivating" && (p["Job"] == "" || p["Job"] == "0")
+	})
+	t.Logf("stack stayed active over %d polls until %s settled", polls, r.backupUnit())
 	p := r.expectFailed("after the stack's start")
 	if p["ExecMainStatus"] != "10" {
 		r.fail("%s %v, want ExecMainStatus 10 (interrupted)", r.backupUnit(), p)

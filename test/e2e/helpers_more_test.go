@@ -37,16 +37,16 @@ func (e *env) moreUpStacks(names ...string) []*stack {
 	}
 	e.daemonReload()
 	start := time.Now()
-	var units []string
+	// One at a time: podman-compose exits 0 even when a container failed to start, and three
+	// compose projects brought up in parallel on this 2-core machine once left one project
+	// without running containers.
 	for _, s := range out {
-		units = append(units, s.Unit)
-	}
-	if o, err := e.systemctl(append([]string{"start"}, units...)...); err != nil {
-		e.t.Fatalf("start %v: %v: %s", units, err, o)
-	}
-	for _, s := range out {
+		if o, err := e.systemctl("start", s.Unit); err != nil {
+			e.t.Fatalf("start %s: %v: %s; stack log: %s", s.Unit, err, o, e.tail("stack-"+s.Name+".log"))
+		}
 		if got := e.runningContainers(s.Project); len(got) != 2 {
-			e.t.Fatalf("project %s runs %v, want 2 containers", s.Project, got)
+			ps, _ := e.podman("ps", "-a", "--filter", "label=io.podman.compose.project="+s.Project, "--format", "{{.Names}} {{.Status}}")
+			e.t.Fatalf("project %s runs %v, want 2 containers; podman ps -a: %s; stack log: %s", s.Project, got, oneLine(ps), e.tail("stack-"+s.Name+".log"))
 		}
 	}
 	e.t.Logf("timing: %d stack(s) up in %s", len(out), time.Since(start).Round(time.Millisecond))

@@ -75,6 +75,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		h = filepath.Join(filepath.Dir(exe), "backup-stack")
 	}
+	if _, err := os.Stat(h); err != nil && *helper == "" {
+		// Still generate: the units say where they expect the helper, and
+		// installing it there is enough to make them work.
+		logf("warning: the helper %s is missing (%v); backups will fail until it is installed there", h, err)
+	}
 
 	if *userUnits != "" && *clean {
 		return cleanUserUnits(*userUnits, *reload, stdout, logf)

@@ -31,6 +31,22 @@ func stepErr(err error) error {
 	return err
 }
 
+// recordStepFailure remembers why a step before the jobs failed, so the run
+// history (and list, status --stacks, notifications) can say it: systemd
+// only reports the main process's exit status.
+func (s *stepSetup) recordStepFailure(step string, err error) error {
+	if err == nil || s.env.InvocationID == "" {
+		return err
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	_ = orchestrate.AddFailure(s.env.Dir, s.st.Name, s.env.InvocationID, fmt.Sprintf("%s (exit %d)", step, code))
+	return err
+}
+
 type stepSetup struct {
 	set *hcl.Set
 	st  *hcl.Stack
@@ -76,7 +92,7 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 		return st.Idle() && !st.Paused, st.String(), nil
 	}
 	ping(ctx, s.l, s.st, "start", "")
-	err = stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle))
+	err = s.recordStepFailure("gate", stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle)))
 	if err != nil {
 		// release pings /fail with the log; nothing else to do here.
 		s.l.Logf("the gate did not let the backup begin; %s was not stopped", s.st.Unit)
@@ -94,7 +110,7 @@ func (c *HoldCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	return stepErr(orchestrate.Hold(ctx, s.env, s.st))
+	return s.recordStepFailure("hold", stepErr(orchestrate.Hold(ctx, s.env, s.st)))
 }
 
 // HeldCmd is the ExecStart= of backup-hold@.service. It only logs: the
@@ -120,7 +136,7 @@ func (c *WaitStoppedCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	return stepErr(orchestrate.WaitStopped(ctx, s.env, s.st))
+	return s.recordStepFailure("wait-stopped", stepErr(orchestrate.WaitStopped(ctx, s.env, s.st)))
 }
 
 // HookCmd runs a hook from ExecStopPost=.

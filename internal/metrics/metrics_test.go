@@ -95,12 +95,12 @@ func TestRenderParses(t *testing.T) {
 		t.Fatalf("%v\n%s", err, Render(stacks))
 	}
 	want := map[string]float64{
-		`backup_stack_last_run_timestamp_seconds{stack="cryptpad"}`:     1_800_000_000.5,
-		`backup_stack_last_success_timestamp_seconds{stack="cryptpad"}`: 1_800_000_000.5,
-		`backup_stack_last_success{stack="cryptpad"}`:                   1,
-		`backup_stack_last_duration_seconds{stack="cryptpad"}`:          12,
-		`backup_stack_last_downtime_seconds{stack="cryptpad"}`:          9.5,
-		`backup_stack_last_result{stack="cryptpad",result="success"}`:   1,
+		`backup_stack_last_run_timestamp_seconds{stack="cryptpad"}`:      1_800_000_000.5,
+		`backup_stack_last_success_timestamp_seconds{stack="cryptpad"}`:  1_800_000_000.5,
+		`backup_stack_last_success{stack="cryptpad"}`:                    1,
+		`backup_stack_last_duration_seconds{stack="cryptpad"}`:           12,
+		`backup_stack_last_downtime_seconds{stack="cryptpad"}`:           9.5,
+		`backup_stack_last_result{stack="cryptpad",result="success"}`:    1,
 		`backup_stack_last_run_timestamp_seconds{stack="nextcloud"}`:     1_800_000_000.5,
 		`backup_stack_last_success_timestamp_seconds{stack="nextcloud"}`: 1_799_913_600.5,
 		`backup_stack_last_success{stack="nextcloud"}`:                   0,

@@ -28,6 +28,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/backup-stack/backup-stack/internal/atomicfile"
 )
 
 // ManifestName is the file, in a managed directory, that lists what
@@ -140,32 +142,9 @@ func writeManifest(dir string, m *manifest) error {
 	return writeFileSync(name, m.encode(), 0o644)
 }
 
-// writeFileSync writes name atomically and durably: temporary file in the
-// same directory, fsync, rename, fsync of the directory.
+// writeFileSync writes name atomically and durably.
 func writeFileSync(name string, content []byte, mode os.FileMode) error {
-	d := filepath.Dir(name)
-	tmp, err := os.CreateTemp(d, ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(content)
-	if werr == nil {
-		werr = tmp.Chmod(mode)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), name)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp.Name())
-		return werr
-	}
-	return syncDir(d)
+	return atomicfile.Write(name, content, mode)
 }
 
 func symlinkSync(target, name string) error {
@@ -182,17 +161,7 @@ func symlinkSync(target, name string) error {
 	return syncDir(d)
 }
 
-func syncDir(d string) error {
-	f, err := os.Open(d)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
-}
+func syncDir(d string) error { return atomicfile.SyncDir(d) }
 
 // parents returns the directories above p inside the managed dir, outermost first.
 func parents(p string) []string {

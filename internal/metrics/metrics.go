@@ -5,12 +5,12 @@ package metrics
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/backup-stack/backup-stack/internal/atomicfile"
 )
 
 // Stack is the last known state of one stack's backups.
@@ -86,29 +86,10 @@ func escapeLabel(s string) string {
 }
 
 // Write replaces path atomically: node_exporter must never read half a
-// file, so it is written beside the target and renamed over it.
+// file.
 func Write(path string, stacks []Stack) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("metrics file: %w", err)
-	}
-	_, werr := tmp.Write(Render(stacks))
-	if werr == nil {
-		werr = tmp.Chmod(0o644)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("metrics file %s: %w", path, werr)
+	if err := atomicfile.Write(path, Render(stacks), 0o644); err != nil {
+		return fmt.Errorf("metrics file %s: %w", path, err)
 	}
 	return nil
 }

@@ -604,7 +604,7 @@ install_main() {
 	echo "  cp $STACKS_DIR/_template.hcl $STACKS_DIR/<stack>.hcl   # and edit it"
 	echo "  backup-stack validate"
 	if [ $mode = root ]; then
-		echo "  systemctl --user daemon-reload"
+		echo "  backup-stack reload              # daemon-reload, then start/re-arm the stacks' timers"
 	fi
 	echo "  systemctl --user start backup@<stack>"
 }

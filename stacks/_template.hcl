@@ -1,6 +1,6 @@
 # Template for a stack file. Copy it to ~/.config/backup-stack/stacks/<name>.hcl
 # (files whose name starts with "_" are ignored) and keep only what you need.
-# After editing, run `backup-stack validate` and `systemctl --user daemon-reload`.
+# After editing, run `backup-stack validate` and `backup-stack reload`.
 #
 # One stack per file. The label is the stack name: letters, digits, "-" and
 # "_" only; it becomes the instance of backup@<name>.service.

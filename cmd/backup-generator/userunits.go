@@ -39,19 +39,7 @@ func writeUserUnits(dir string, files []units.File, renderErr error, reload bool
 		}
 	}
 	res, err := units.WriteManaged(dir, files)
-	report(stdout, dir, res)
-	code := 0
-	if err != nil {
-		logf("%v", err)
-		code = 1
-	}
-	if reload {
-		if rerr := applyToManager(res, stdout); rerr != nil {
-			logf("%v", rerr)
-			code = 1
-		}
-	}
-	return code
+	return finishManaged(dir, res, err, reload, stdout, logf)
 }
 
 // cleanUserUnits removes what --user-units wrote into dir (uninstall).
@@ -61,6 +49,12 @@ func cleanUserUnits(dir string, reload bool, stdout io.Writer, logf func(string,
 		return 2
 	}
 	res, err := units.RemoveManaged(dir)
+	return finishManaged(dir, res, err, reload, stdout, logf)
+}
+
+// finishManaged reports what a managed write or removal did and, with
+// reload, applies it to the manager; it returns the exit code.
+func finishManaged(dir string, res units.ManagedResult, err error, reload bool, stdout io.Writer, logf func(string, ...any)) int {
 	report(stdout, dir, res)
 	code := 0
 	if err != nil {

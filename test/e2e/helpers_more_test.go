@@ -200,9 +200,9 @@ func moreDownIntervals(s []moreSample) []moreInterval {
 	return out
 }
 
-// moreShowTimes returns timestamp properties of a unit with microseconds
+// showTimes returns timestamp properties of a unit with microseconds
 // (`systemctl show --timestamp=us+utc`); unset ones are zero.
-func (e *env) moreShowTimes(unit string, props ...string) map[string]time.Time {
+func (e *env) showTimes(unit string, props ...string) map[string]time.Time {
 	e.t.Helper()
 	out, err := e.systemctlTimeout(30*time.Second, "show", "--timestamp=us+utc", "-p", strings.Join(props, ","), unit)
 	if err != nil {
@@ -231,7 +231,7 @@ func (e *env) moreShowTimes(unit string, props ...string) map[string]time.Time {
 // leaving active (its stop began) to entering active again (its restore finished).
 func (e *env) moreStackDown(unit string) moreInterval {
 	e.t.Helper()
-	ts := e.moreShowTimes(unit, "ActiveExitTimestamp", "ActiveEnterTimestamp")
+	ts := e.showTimes(unit, "ActiveExitTimestamp", "ActiveEnterTimestamp")
 	iv := moreInterval{ts["ActiveExitTimestamp"], ts["ActiveEnterTimestamp"]}
 	if iv.From.IsZero() || iv.To.IsZero() || !iv.To.After(iv.From) {
 		e.t.Fatalf("%s: no down interval in its timestamps: %v", unit, ts)

@@ -272,28 +272,6 @@ func (r *basicRig) fail(format string, args ...any) {
 	r.t.Fatalf("%s; units.log: %s", fmt.Sprintf(format, args...), oneLine(lastBytes([]byte(r.e.unitLog()), 3000)))
 }
 
-// basicShowTimes returns timestamp properties with microseconds (systemctl show --timestamp=us+utc).
-func (e *env) basicShowTimes(unit string, props ...string) map[string]time.Time {
-	e.t.Helper()
-	out, err := e.systemctlTimeout(30*time.Second, "show", "--timestamp=us+utc", "-p", strings.Join(props, ","), unit)
-	if err != nil {
-		e.t.Fatalf("systemctl --user show %s: %v: %s", unit, err, oneLine(out))
-	}
-	m := map[string]time.Time{}
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || v == "" || v == "n/a" {
-			continue
-		}
-		ts, err := time.Parse("Mon 2006-01-02 15:04:05.000000 MST", v)
-		if err != nil {
-			e.t.Fatalf("%s %s = %q: %v", unit, k, v, err)
-		}
-		m[k] = ts
-	}
-	return m
-}
-
 func basicMs(d time.Duration) string { return d.Round(time.Millisecond).String() }
 
 // TestBasicHappyPath is scenario 1 on both routes: while the job runs the stack is down
@@ -337,10 +315,10 @@ func TestBasicHappyPath(t *testing.T) {
 
 			// Figures. Stack stop begins at ActiveExitTimestamp (the hold's stop job), it is
 			// back at ActiveEnterTimestamp (restore's start finished).
-			ts := r.e.basicShowTimes(r.st.Unit, "ActiveExitTimestamp", "InactiveEnterTimestamp", "InactiveExitTimestamp", "ActiveEnterTimestamp")
+			ts := r.e.showTimes(r.st.Unit, "ActiveExitTimestamp", "InactiveEnterTimestamp", "InactiveExitTimestamp", "ActiveEnterTimestamp")
 			stopAt, downAt, upAt := ts["ActiveExitTimestamp"], ts["InactiveEnterTimestamp"], ts["ActiveEnterTimestamp"]
 			startAt := ts["InactiveExitTimestamp"]
-			helperExit := r.e.basicShowTimes(r.backupUnit(), "ExecMainExitTimestamp")["ExecMainExitTimestamp"]
+			helperExit := r.e.showTimes(r.backupUnit(), "ExecMainExitTimestamp")["ExecMainExitTimestamp"]
 			if stopAt.IsZero() || downAt.IsZero() || upAt.IsZero() || startAt.IsZero() || helperExit.IsZero() {
 				t.Fatalf("missing timestamps of %s: %v (helper exit %v)", r.st.Unit, ts, helperExit)
 			}

@@ -194,7 +194,7 @@ func TestScenario8cThreeStacksOneSchedule(t *testing.T) {
 	env.moreWaitBackupsDone(stacks, since, moreScenarioTimeout)
 	polled := w.stop()
 	for _, tm := range timers {
-		ts := env.moreShowTimes(tm, "LastTriggerUSec")
+		ts := env.showTimes(tm, "LastTriggerUSec")
 		t.Logf("%s fired at %s (%s after %s)", tm, ts["LastTriggerUSec"].Format("15:04:05.000000"), ts["LastTriggerUSec"].Sub(at).Round(time.Millisecond), cal)
 		if ts["LastTriggerUSec"].Before(at) {
 			t.Errorf("%s fired before its schedule", tm)
@@ -541,7 +541,7 @@ func TestScenario12Timer(t *testing.T) {
 		return false
 	})
 	env.moreWaitBackupsDone([]*stack{{Name: name}}, at, 60*time.Second)
-	ts := env.moreShowTimes(timer, "LastTriggerUSec")
+	ts := env.showTimes(timer, "LastTriggerUSec")
 	ev := s.events()[0]
 	t.Logf("schedule %s; timer fired at %s (+%s); job %s result %s", cal, ts["LastTriggerUSec"].Format("15:04:05.000"),
 		ts["LastTriggerUSec"].Sub(at).Round(time.Millisecond), moreInterval{ev.Started, ev.Finished}, ev.Result)

@@ -62,4 +62,11 @@ stack "example" {
   hook "verify" {
     command = ["/usr/bin/curl", "-fsS", "http://127.0.0.1:8080/health"]
   }
+
+  # Notifications and a health check for this stack only; each block replaces
+  # the one in config.hcl (see config.hcl.example).
+  # notify {
+  #   on_failure = ["/bin/sh", "-c", "echo \"$BACKUP_LOG\" | mail -s \"backup of $BACKUP_STACK failed\" me@example.org"]
+  # }
+  # healthcheck { url = "https://hc-ping.com/<uuid-for-this-stack>" }
 }

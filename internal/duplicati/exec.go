@@ -118,7 +118,19 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	defer deadline.Stop()
 	began := time.Now()
 
+	// list-backups and status are independent; each is a `podman exec` of
+	// ~150 ms, and the stack is already down, so ask both at once.
+	type stateResult struct {
+		s   ServerState
+		err error
+	}
+	preCh := make(chan stateResult, 1)
+	go func() {
+		st, err := e.State(ctx)
+		preCh <- stateResult{st, err}
+	}()
 	b, err := e.resolve(ctx, job)
+	preRes := <-preCh
 	if err != nil {
 		return oc, err
 	}
@@ -126,7 +138,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	oc.BackupID = bid
 	label := fmt.Sprintf("job %q (backup %s)", job, bid)
 
-	pre, err := e.State(ctx)
+	pre, err := preRes.s, preRes.err
 	if err != nil {
 		return oc, err
 	}

@@ -226,3 +226,30 @@ func TestUnknownStackAndHelp(t *testing.T) {
 		t.Fatalf("unknown command: exit %d", code)
 	}
 }
+
+func TestLogDirGetsADayFile(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 100 * time.Millisecond})
+	logDir := filepath.Join(t.TempDir(), "logs")
+	c := newCLI(t, apiConfig(url, "", "")+fmt.Sprintf("log_dir = %q\n", logDir), map[string]string{
+		"a": `stack "a" { jobs = ["job-a"] }`,
+	})
+	if code, _, errs := c.run("run", "--force", "a"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	name := filepath.Join(logDir, "backup-a-"+time.Now().Format("2006-01-02")+".log")
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `run a: job "job-a" of stack a: Success`) {
+		t.Fatalf("%s lacks the job's verdict:\n%s", name, b)
+	}
+	// Appended, not replaced.
+	if code, _, _ := c.run("run", "--force", "a"); code != 0 {
+		t.Fatal("second run failed")
+	}
+	b2, _ := os.ReadFile(name)
+	if len(b2) <= len(b) || !bytes.HasPrefix(b2, b) {
+		t.Fatal("the second run did not append to the day's file")
+	}
+}

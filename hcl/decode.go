@@ -9,7 +9,8 @@ import (
 	hhcl "github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/zclconf/go-cty/cty"
+
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 var stackFileSchema = &hhcl.BodySchema{
@@ -106,16 +107,6 @@ func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any)
 	})
 }
 
-func (d *decoder) warnf(rng hhcl.Range, summary, detailFmt string, args ...any) {
-	r := rng
-	d.diags = append(d.diags, &hhcl.Diagnostic{
-		Severity: hhcl.DiagWarning,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(detailFmt, args...),
-		Subject:  &r,
-	})
-}
-
 func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
 	c, diags := body.Content(schema)
 	d.diags = append(d.diags, diags...)
@@ -129,56 +120,9 @@ func (d *decoder) value(attrs hhcl.Attributes, name string, target any) (*hhcl.A
 	if !ok {
 		return nil, false
 	}
-	if literal(a.Expr, target) {
-		return a, true
-	}
 	diags := gohcl.DecodeExpression(a.Expr, nil, target)
 	d.diags = append(d.diags, diags...)
 	return a, !diags.HasErrors()
-}
-
-// literal stores the value of expr in target when it is exactly what the
-// schema wants: a string for *string, a bool for *bool, a non-empty list
-// of strings for *[]string, without errors. That is nearly every attribute
-// of every real file, and it skips gohcl's conversion and reflection (a
-// sixth of the decoding time). Anything else returns false and goes
-// through gohcl.DecodeExpression, so conversions and diagnostics stay
-// exactly gohcl's.
-func literal(expr hhcl.Expression, target any) bool {
-	v, diags := expr.Value(nil)
-	if len(diags) > 0 || !v.IsWhollyKnown() || v.IsNull() || v.IsMarked() {
-		return false
-	}
-	switch t := target.(type) {
-	case *string:
-		if v.Type() != cty.String {
-			return false
-		}
-		*t = v.AsString()
-		return true
-	case *bool:
-		if v.Type() != cty.Bool {
-			return false
-		}
-		*t = v.True()
-		return true
-	case *[]string:
-		ty := v.Type()
-		if !ty.IsTupleType() && !ty.IsListType() || v.LengthInt() == 0 {
-			return false
-		}
-		l := make([]string, 0, v.LengthInt())
-		for it := v.ElementIterator(); it.Next(); {
-			_, e := it.Element()
-			if e.Type() != cty.String || e.IsNull() || e.IsMarked() {
-				return false
-			}
-			l = append(l, e.AsString())
-		}
-		*t = l
-		return true
-	}
-	return false
 }
 
 // str decodes a string attribute that must not be empty when set.
@@ -365,7 +309,7 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 		Healthcheck:   cfg.Healthcheck,
 		Range:         b.DefRange,
 	}
-	if !ValidStackName(name) {
+	if !systemd.ValidStackName(name) {
 		d.errorf(b.LabelRanges[0], "Invalid stack name",
 			"stack name %q may only contain letters, digits, '-' and '_' (it becomes the instance in backup@%s.service).", name, "<name>")
 	}
@@ -455,7 +399,7 @@ func (d *decoder) decodeNotify(b *hhcl.Block) *Notify {
 			d.errorf(a.Expr.Range(), "Empty command", "%s must be a list with the program first, e.g. [\"ntfy\", \"publish\", \"backups\", \"failed\"]; remove it to send nothing.", name)
 			continue
 		}
-		if err := CheckProgram(argv[0]); err != nil {
+		if err := systemd.CheckProgram(argv[0]); err != nil {
 			d.errorf(a.Expr.Range(), "Invalid program", "%s: %v.", name, err)
 			continue
 		}
@@ -520,7 +464,7 @@ func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
 			d.errorf(a.Expr.Range(), "Invalid hook program",
 				"the program %q must not start with one of - @ : + ! | (systemd reads those as prefixes); give its path.", h.Command[0])
 			ok = false
-		} else if err := CheckProgram(h.Command[0]); err != nil {
+		} else if err := systemd.CheckProgram(h.Command[0]); err != nil {
 			d.errorf(a.Expr.Range(), "Invalid hook program", "%v.", err)
 			ok = false
 		}
@@ -551,7 +495,7 @@ func (d *decoder) checkSchedule(a *hhcl.Attribute, s string) {
 }
 
 func (d *decoder) checkUnit(a *hhcl.Attribute, name, wantSuffix string) {
-	if err := CheckUnitName(name); err != nil {
+	if err := systemd.CheckUnitName(name); err != nil {
 		d.errorf(a.Expr.Range(), "Invalid unit name", "%s: %v.", a.Name, err)
 		return
 	}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	hhcl "github.com/hashicorp/hcl/v2"
+
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // Set is everything found in a configuration directory.
@@ -64,22 +66,90 @@ func StackFiles(dir string) ([]string, error) {
 // diagnostics; a file with errors is skipped and listed in Set.Broken, and
 // a broken config.hcl leaves the built-in defaults in place.
 func Load(dir string) (*Set, hhcl.Diagnostics) {
-	return LoadWith(dir, LoadOptions{})
+	set, diags := loadConfig(dir)
+	files, err := StackFiles(set.Dir)
+	if err != nil {
+		diags = append(diags, &hhcl.Diagnostic{Severity: hhcl.DiagError, Summary: "Cannot read stacks", Detail: err.Error()})
+	}
+	results := loadStackFiles(files, set.Config)
+	byName := make(map[string]int, len(files)) // stack name -> index in set.Stacks
+	for i, f := range files {
+		st, d := results[i].stack, results[i].diags
+		diags = append(diags, d...)
+		if st == nil {
+			set.Broken = append(set.Broken, f)
+			continue
+		}
+		j, dup := byName[st.Name]
+		if !dup {
+			byName[st.Name] = len(set.Stacks)
+			set.Stacks = append(set.Stacks, st)
+			continue
+		}
+		// Two files define one stack: stacks/<name>.hcl wins, so that a
+		// step, which reads only that file (LoadStack), sees the same stack
+		// as the generator; otherwise the first file in name order wins.
+		keep, drop := set.Stacks[j], st
+		if stemOf(st.File) == st.Name && stemOf(keep.File) != st.Name {
+			keep, drop = st, keep
+			set.Stacks[j] = keep
+		}
+		r := drop.Range
+		diags = append(diags, &hhcl.Diagnostic{
+			Severity: hhcl.DiagError,
+			Summary:  "Stack defined twice",
+			Detail: fmt.Sprintf("stack %q is already defined at %s; rename one of them (this file is skipped).",
+				st.Name, keep.Range),
+			Subject: &r,
+		})
+		set.Broken = append(set.Broken, drop.File)
+	}
+	sort.Strings(set.Broken)
+	sort.Slice(set.Stacks, func(i, j int) bool { return set.Stacks[i].Name < set.Stacks[j].Name })
+	return set, diags
 }
 
-// LoadWith is Load with options: the decode cache (see cache.go).
-func LoadWith(dir string, opt LoadOptions) (*Set, hhcl.Diagnostics) {
+// LoadStack reads config.hcl and the file of one stack: stacks/<name>.hcl
+// when that file defines it (a file of another name that defines the same
+// stack loses to it in Load too), else every stack file, as Load does. It is
+// what a step of a running backup reads: its own stack, not all of them.
+// The Set holds at most that one stack; Broken lists the files with errors
+// among those read.
+func LoadStack(dir, name string) (*Set, hhcl.Diagnostics) {
+	set, diags := loadConfig(dir)
+	if systemd.ValidStackName(name) {
+		path := filepath.Join(set.Dir, "stacks", name+".hcl")
+		if _, err := os.Stat(path); err == nil {
+			st, d := LoadStackFile(path, set.Config)
+			switch {
+			case st == nil:
+				set.Broken = append(set.Broken, path)
+				return set, append(diags, d...)
+			case st.Name == name:
+				set.Stacks = []*Stack{st}
+				return set, append(diags, d...)
+			}
+		}
+	}
+	all, d := Load(dir)
+	if st, ok := all.Stack(name); ok {
+		all.Stacks = []*Stack{st}
+	} else {
+		all.Stacks = nil
+	}
+	return all, d
+}
+
+// loadConfig reads dir/config.hcl into a Set without stacks.
+func loadConfig(dir string) (*Set, hhcl.Diagnostics) {
 	// SourcePath= needs an absolute path: systemd ignores a relative one.
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
 	set := &Set{Dir: dir}
 	var diags hhcl.Diagnostics
-
 	cfgPath := filepath.Join(dir, "config.hcl")
 	src, err := os.ReadFile(cfgPath)
-	useCache := opt.CacheFile != "" && opt.CacheKey != ""
-	cfgDigest := configDigest(src, err == nil)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		set.Config, _ = ParseConfig(cfgPath, nil)
@@ -87,7 +157,6 @@ func LoadWith(dir string, opt LoadOptions) (*Set, hhcl.Diagnostics) {
 		diags = append(diags, fileDiag(cfgPath, err))
 		set.Config, _ = ParseConfig(cfgPath, nil)
 		set.Broken = append(set.Broken, cfgPath)
-		useCache = false
 	default:
 		cfg, d := ParseConfig(cfgPath, src)
 		diags = append(diags, d...)
@@ -97,41 +166,6 @@ func LoadWith(dir string, opt LoadOptions) (*Set, hhcl.Diagnostics) {
 		}
 		set.Config = cfg
 	}
-
-	files, err := StackFiles(dir)
-	if err != nil {
-		diags = append(diags, &hhcl.Diagnostic{Severity: hhcl.DiagError, Summary: "Cannot read stacks", Detail: err.Error()})
-	}
-	var results []loaded
-	if useCache {
-		results = loadStackFilesCached(files, set.Config, opt, cfgDigest)
-	} else {
-		results = loadStackFiles(files, set.Config)
-	}
-	byName := make(map[string]*Stack, len(files))
-	for i, f := range files {
-		st, d := results[i].stack, results[i].diags
-		diags = append(diags, d...)
-		if st == nil {
-			set.Broken = append(set.Broken, f)
-			continue
-		}
-		if first, dup := byName[st.Name]; dup {
-			r := st.Range
-			diags = append(diags, &hhcl.Diagnostic{
-				Severity: hhcl.DiagError,
-				Summary:  "Stack defined twice",
-				Detail: fmt.Sprintf("stack %q is already defined at %s; rename one of them (this file is skipped).",
-					st.Name, first.Range),
-				Subject: &r,
-			})
-			set.Broken = append(set.Broken, f)
-			continue
-		}
-		byName[st.Name] = st
-		set.Stacks = append(set.Stacks, st)
-	}
-	sort.Slice(set.Stacks, func(i, j int) bool { return set.Stacks[i].Name < set.Stacks[j].Name })
 	return set, diags
 }
 

@@ -296,24 +296,6 @@ func TestLoadUnreadableConfig(t *testing.T) {
 	}
 }
 
-func TestStackFromArg(t *testing.T) {
-	for in, want := range map[string]string{
-		"cryptpad-stack.service": "cryptpad",
-		"cryptpad-stack":         "cryptpad",
-		"cryptpad.service":       "cryptpad",
-		"backup@x.service":       "x",
-		"backup@x.timer":         "x",
-		"backup@x":               "x",
-		"x":                      "x",
-		"  nextcloud  ":          "nextcloud",
-		"my-stack-stack.service": "my-stack",
-	} {
-		if got := StackFromArg(in); got != want {
-			t.Errorf("StackFromArg(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDir(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", "/xdg")
 	t.Setenv("HOME", "/home/u")
@@ -336,34 +318,69 @@ func TestDir(t *testing.T) {
 	}
 }
 
-func TestCheckUnitName(t *testing.T) {
-	for _, ok := range []string{"a.service", "zoopa-ondemand@cryptpad.socket", "a\\x2db.service", "a:b_c.d.target", "x@y.timer"} {
-		if err := CheckUnitName(ok); err != nil {
-			t.Errorf("CheckUnitName(%q): %v", ok, err)
-		}
+
+// TestLoadStackFileOfItsNameWins: when stacks/x.hcl and another file both
+// define stack x, stacks/x.hcl wins in Load, as it does in LoadStack.
+func TestLoadStackFileOfItsNameWins(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"stacks/0-early.hcl": "stack \"x\" {\n  jobs = [\"early\"]\n}\n",
+		"stacks/x.hcl":       "stack \"x\" {\n  jobs = [\"own\"]\n}\n",
+	})
+	set, diags := Load(dir)
+	early := filepath.Join(dir, "stacks", "0-early.hcl")
+	checkDiag(t, diags, early, diagCase{line: 1, col: 1, summary: "Stack defined twice", hint: "x.hcl:1,1-10"})
+	if x, ok := set.Stack("x"); !ok || x.Jobs[0] != "own" {
+		t.Fatalf("Load kept %+v, want the definition in x.hcl", x)
 	}
-	for _, bad := range []string{"", ".service", "a", "a.", "a.foo", "a b.service", "a/b.service", "a%i.service",
-		"@.service", "foo@.service", "a@b@c.service", "é.service", strings.Repeat("a", 248) + ".service"} {
-		if err := CheckUnitName(bad); err == nil {
-			t.Errorf("CheckUnitName(%q) accepted", bad)
-		}
+	if !reflect.DeepEqual(set.Broken, []string{early}) {
+		t.Errorf("broken %v", set.Broken)
 	}
-	// 255 characters is systemd's limit (UNIT_NAME_MAX), inclusive.
-	if err := CheckUnitName(strings.Repeat("a", 247) + ".service"); err != nil {
-		t.Errorf("255 characters: %v", err)
+	one, _ := LoadStack(dir, "x")
+	if len(one.Stacks) != 1 || one.Stacks[0].Jobs[0] != "own" {
+		t.Errorf("LoadStack gave %+v", one.Stacks)
 	}
 }
 
-func TestCheckProgram(t *testing.T) {
-	for _, ok := range []string{"podman", "/usr/bin/podman", "/usr//bin/x", "php8.2", "/opt/x y/run"} {
-		if err := CheckProgram(ok); err != nil {
-			t.Errorf("CheckProgram(%q): %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "bin/x", "./x", ".", "..", "/usr/bin/", "a\"b", "a'b", `a\b`, "a\tb", "a\x7f", "/opt/$APP/run", "${X}",
-		strings.Repeat("x", 256), "/" + strings.Repeat("x", 256), "/" + strings.Repeat("a/", 2048)} {
-		if err := CheckProgram(bad); err == nil {
-			t.Errorf("CheckProgram(%q) accepted", bad)
-		}
+func TestLoadStack(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"config.hcl":        "defaults {\n  restore_policy = \"always\"\n}\n",
+		"stacks/a.hcl":      `stack "a" { jobs = ["a"] }`,
+		"stacks/broken.hcl": `stack "broken" { jobs = 7 }`,
+		"stacks/other.hcl":  `stack "misnamed" { jobs = ["m"] }`,
+		"stacks/z.hcl":      `stack "z" { jobs = [`,
+	})
+	for _, tc := range []struct {
+		name       string
+		wantStack  bool
+		wantBroken []string
+	}{
+		{"a", true, nil},
+		{"broken", false, []string{"stacks/broken.hcl"}},
+		// Not in a file of its name: every file is read, as Load does.
+		{"misnamed", true, []string{"stacks/broken.hcl", "stacks/z.hcl"}},
+		{"missing", false, []string{"stacks/broken.hcl", "stacks/z.hcl"}},
+		{"../a", false, []string{"stacks/broken.hcl", "stacks/z.hcl"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, _ := LoadStack(dir, tc.name)
+			if set.Config.Defaults.RestorePolicy != RestoreAlways {
+				t.Errorf("config.hcl not read: %+v", set.Config.Defaults)
+			}
+			st, ok := set.Stack(tc.name)
+			if ok != tc.wantStack || len(set.Stacks) > 1 {
+				t.Fatalf("stacks %v, want %q: %v", names(set), tc.name, tc.wantStack)
+			}
+			if ok && st.RestorePolicy != RestoreAlways {
+				t.Errorf("defaults not applied: %q", st.RestorePolicy)
+			}
+			var broken []string
+			for _, b := range set.Broken {
+				rel, _ := filepath.Rel(dir, b)
+				broken = append(broken, filepath.ToSlash(rel))
+			}
+			if !reflect.DeepEqual(broken, tc.wantBroken) {
+				t.Errorf("broken %v, want %v", broken, tc.wantBroken)
+			}
+		})
 	}
 }

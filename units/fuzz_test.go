@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // fuzzSeeds are the strings every fuzz target starts from; `go test` runs
@@ -33,7 +34,7 @@ func FuzzExecWord(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		w, err := ExecWord(s)
+		w, err := systemd.ExecWord(s)
 		if err != nil {
 			if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
 				t.Fatalf("ExecWord(%q) refused a valid argument: %v", s, err)
@@ -43,7 +44,7 @@ func FuzzExecWord(f *testing.F) {
 		checkExecRoundTrip(t, `"/bin/true" `+w, "/bin/true", []string{"/bin/true", s})
 
 		// As the program itself.
-		line, err := ExecLine("-", []string{s, s})
+		line, err := systemd.ExecLine("-", []string{s, s})
 		if err != nil {
 			return
 		}
@@ -56,7 +57,10 @@ func FuzzExecWord(f *testing.F) {
 // would execute path with exactly argv.
 func checkExecRoundTrip(t *testing.T, line, path string, argv []string) {
 	t.Helper()
-	content := serialize([]*unit.UnitOption{unit.NewUnitOption("Service", "ExecStart", line)})
+	content, err := serialize([]*unit.UnitOption{unit.NewUnitOption("Service", "ExecStart", line)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := checkUnitFile(t, "x.service", content)
 	if len(opts) != 1 || opts[0].Value != line {
 		t.Fatalf("read back %v, want %q", opts, line)
@@ -254,7 +258,7 @@ func TestTrickyArgv(t *testing.T) {
 	}
 	for _, args := range doc.Args {
 		argv := append([]string{"/usr/bin/printf"}, args...)
-		line, err := ExecLine("", argv)
+		line, err := systemd.ExecLine("", argv)
 		if err != nil {
 			t.Errorf("%q: %v", args, err)
 			continue

@@ -2,6 +2,7 @@ package units
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -76,37 +77,52 @@ func checkTree(t *testing.T, dir string, files []File) {
 	}
 }
 
-func TestWriteAll(t *testing.T) {
-	for _, opt := range []WriteOptions{{}, {Sync: true}} {
-		t.Run(fmt.Sprintf("sync=%v", opt.Sync), func(t *testing.T) {
-			dir := t.TempDir()
-			files := sampleFiles(5)
-			if err := WriteAllWith(dir, files, opt); err != nil {
-				t.Fatal(err)
-			}
-			checkTree(t, dir, files)
-			// A second run replaces every file in place.
-			for i := range files {
-				if files[i].Content != nil {
-					files[i].Content = append([]byte(nil), files[i].Content...)
-					files[i].Content = append(files[i].Content, "# changed\n"...)
-				} else {
-					files[i].Link = "../other.timer"
-				}
-			}
-			if err := WriteAllWith(dir, files, opt); err != nil {
-				t.Fatal(err)
-			}
-			checkTree(t, dir, files)
-		})
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	files := sampleFiles(5)
+	if err := Write(dir, files); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, dir, files)
+}
+
+// TestWriteIsExclusive: the manager empties the generator directory before
+// each run, so a file that exists means two files of one name (or a
+// directory that is not the generator's): it is refused, never replaced,
+// and the other files are still written.
+func TestWriteIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	files := sampleFiles(2)
+	if err := os.MkdirAll(filepath.Join(dir, "backup@stack0001.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	taken := filepath.Join(dir, "backup@stack0001.service.d", "50-stack.conf")
+	if err := os.WriteFile(taken, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../elsewhere", filepath.Join(dir, "backup@.timer")); err != nil {
+		t.Fatal(err)
+	}
+	err := Write(dir, files)
+	if err == nil || !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), taken) {
+		t.Fatalf("err %v, want file exists for %s", err, taken)
+	}
+	if b, _ := os.ReadFile(taken); string(b) != "mine" {
+		t.Errorf("an existing file was overwritten: %q", b)
+	}
+	if l, _ := os.Readlink(filepath.Join(dir, "backup@.timer")); l != "../elsewhere" {
+		t.Errorf("an existing link was replaced: %q", l)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backup-hold@stack0001.service.d", "50-stack.conf")); err != nil {
+		t.Errorf("the other files were not written: %v", err)
 	}
 }
 
-func TestWriteAllModeFollowsUmask(t *testing.T) {
+func TestWriteModeFollowsUmask(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	dir := t.TempDir()
-	if err := WriteAll(dir, sampleFiles(1)); err != nil {
+	if err := Write(dir, sampleFiles(1)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "backup@stack0000.service.d", "50-stack.conf"))
@@ -118,38 +134,16 @@ func TestWriteAllModeFollowsUmask(t *testing.T) {
 	}
 }
 
-// TestWriteAllLeftovers: temporary files of a killed earlier run (same
-// name, as the pid may repeat) do not stop the writer.
-func TestWriteAllLeftovers(t *testing.T) {
-	dir := t.TempDir()
-	files := sampleFiles(2)
-	suffix := fmt.Sprintf("-%d", os.Getpid())
-	for _, f := range files {
-		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		tmp := filepath.Join(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+suffix)
-		if err := os.WriteFile(tmp, []byte("stale"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := WriteAll(dir, files); err != nil {
-		t.Fatal(err)
-	}
-	checkTree(t, dir, files)
-}
-
-// TestWriteAllKeepsGoing: a file that cannot be written is reported and the
+// TestWriteKeepsGoing: a file that cannot be written is reported and the
 // others are still written.
-func TestWriteAllKeepsGoing(t *testing.T) {
+func TestWriteKeepsGoing(t *testing.T) {
 	dir := t.TempDir()
 	files := sampleFiles(2)
 	// A regular file where a drop-in directory must go.
 	if err := os.WriteFile(filepath.Join(dir, "backup@stack0000.service.d"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := WriteAll(dir, files)
+	err := Write(dir, files)
 	if err == nil || !strings.Contains(err.Error(), "backup@stack0000.service.d") {
 		t.Fatalf("err %v", err)
 	}
@@ -165,18 +159,21 @@ func TestWriteAllKeepsGoing(t *testing.T) {
 	checkTree(t, dir, rest)
 }
 
-func TestWriteAllCreatesMissingDir(t *testing.T) {
+func TestWriteCreatesMissingDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	files := sampleFiles(1)
-	if err := WriteAll(dir, files); err != nil {
+	if err := Write(dir, files); err != nil {
 		t.Fatal(err)
 	}
 	checkTree(t, dir, files)
 }
 
-func benchmarkWriteAll(b *testing.B, opt WriteOptions) {
+// BenchmarkWrite100 writes the 401 files of 100 stacks into a new
+// directory (on /dev/shm when there is one), as the generator does.
+func BenchmarkWrite100(b *testing.B) {
 	base := b.TempDir()
-	if d := "/dev/shm"; opt.Sync == false {
+	{
+		d := "/dev/shm"
 		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 			base, _ = os.MkdirTemp(d, "units-bench-")
 			b.Cleanup(func() { os.RemoveAll(base) })
@@ -191,19 +188,15 @@ func benchmarkWriteAll(b *testing.B, opt WriteOptions) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if err := WriteAllWith(dir, files, opt); err != nil {
+		if err := Write(dir, files); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// BenchmarkWriteAll100 writes the 401 files of 100 stacks into a new
-// directory (on /dev/shm when there is one), as the generator does.
-func BenchmarkWriteAll100(b *testing.B) { benchmarkWriteAll(b, WriteOptions{}) }
-
-// TestWriteAllErrorsInFileOrder: files are written concurrently, yet the
+// TestWriteErrorsInFileOrder: files are written concurrently, yet the
 // joined error lists the failures in the order of files, every time.
-func TestWriteAllErrorsInFileOrder(t *testing.T) {
+func TestWriteErrorsInFileOrder(t *testing.T) {
 	files := sampleFiles(40)
 	var want []string
 	for i := 0; i < 40; i += 7 {
@@ -216,7 +209,7 @@ func TestWriteAllErrorsInFileOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err := WriteAll(dir, files)
+		err := Write(dir, files)
 		if err == nil {
 			t.Fatal("no error")
 		}

@@ -75,47 +75,38 @@ func writeStacks(tb testing.TB, dir string, n int) {
 	}
 }
 
-// benchmarkGenerate runs the generator on n stacks; cold without the
-// decode cache, warm with a cache that is up to date.
-func benchmarkGenerate(b *testing.B, n int, warm bool) {
+// benchmarkGenerate runs the generator on n stacks into a fresh
+// directory each time, as systemd does.
+func benchmarkGenerate(b *testing.B, n int) {
 	root := tmpfsDir(b)
 	cfg := filepath.Join(root, "config")
 	writeStacks(b, cfg, n)
-	settle() // not "just changed", so the cache takes them
-	out := filepath.Join(root, "out")
-	cache := ""
-	if warm {
-		cache = filepath.Join(root, "cache")
-	}
-	args := []string{"--config", cfg, "--helper", testHelper, "--cache=" + cache, out}
-	if warm {
-		if code := run(args, io.Discard, io.Discard); code != 0 {
-			b.Fatalf("exit %d", code)
-		}
-	}
 	b.ReportAllocs()
+	i := 0
 	for b.Loop() {
-		if code := run(args, io.Discard, io.Discard); code != 0 {
+		b.StopTimer()
+		out := filepath.Join(root, fmt.Sprint("out-", i))
+		i++
+		if err := os.Mkdir(out, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if code := run([]string{"--config", cfg, "--helper", testHelper, out}, io.Discard, io.Discard); code != 0 {
 			b.Fatalf("exit %d", code)
 		}
+		b.StopTimer()
+		os.RemoveAll(out)
+		b.StartTimer()
 	}
 }
 
-// settle waits until files just written are more than a second old: the
-// decode cache leaves out files changed within the last second.
-func settle() { time.Sleep(1100 * time.Millisecond) }
-
-func BenchmarkGenerate1(b *testing.B)        { benchmarkGenerate(b, 1, false) }
-func BenchmarkGenerate100(b *testing.B)      { benchmarkGenerate(b, 100, false) }
-func BenchmarkGenerate1000(b *testing.B)     { benchmarkGenerate(b, 1000, false) }
-func BenchmarkGenerateWarm100(b *testing.B)  { benchmarkGenerate(b, 100, true) }
-func BenchmarkGenerateWarm1000(b *testing.B) { benchmarkGenerate(b, 1000, true) }
+func BenchmarkGenerate1(b *testing.B)    { benchmarkGenerate(b, 1) }
+func BenchmarkGenerate100(b *testing.B)  { benchmarkGenerate(b, 100) }
+func BenchmarkGenerate1000(b *testing.B) { benchmarkGenerate(b, 1000) }
 
 // TestProcessTiming runs the real binary the way systemd does, on 1, 100
 // and 1000 stacks with input and output on tmpfs, and prints the median
-// wall time of 11 runs and the peak RSS: "cold" without the decode cache
-// (as after boot), "warm" with an up-to-date one (a daemon-reload with no
-// stack file changed). It asserts nothing: timings are reported, not
+// wall time of 11 runs and the peak RSS. It asserts nothing: timings are reported, not
 // enforced. Run with
 //
 //	BENCH_PROCESS=1 go test ./cmd/backup-generator -run TestProcessTiming -v
@@ -134,51 +125,38 @@ func TestProcessTiming(t *testing.T) {
 	for _, n := range ns {
 		writeStacks(t, filepath.Join(root, fmt.Sprintf("config-%d", n)), n)
 	}
-	settle()
 	const runs = 11
-	t.Logf("%-5s %-7s %-12s %-12s %-12s %-10s %s", "cache", "stacks", "median", "min", "max", "peak RSS", "files")
-	for _, warm := range []bool{false, true} {
-		for _, n := range ns {
-			cfg := filepath.Join(root, fmt.Sprintf("config-%d", n))
-			cache, mode := "", "cold"
-			if warm {
-				cache, mode = filepath.Join(root, fmt.Sprintf("cache-%d", n)), "warm"
+	t.Logf("%-7s %-12s %-12s %-12s %-10s %s", "stacks", "median", "min", "max", "peak RSS", "files")
+	for _, n := range ns {
+		cfg := filepath.Join(root, fmt.Sprintf("config-%d", n))
+		var walls []time.Duration
+		var maxRSS int64
+		var files int
+		for i := range runs {
+			out := filepath.Join(root, fmt.Sprintf("out-%d-%d", n, i))
+			if err := os.Mkdir(out, 0o755); err != nil {
+				t.Fatal(err)
 			}
-			var walls []time.Duration
-			var maxRSS int64
-			var files int
-			for i := -1; i < runs; i++ {
-				if i < 0 && !warm {
-					continue
-				}
-				out := filepath.Join(root, fmt.Sprintf("out-%d-%d", n, i))
-				if err := os.Mkdir(out, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				args := []string{"--config", cfg, "--helper", testHelper, "--cache=" + cache, out}
-				cmd := exec.Command(bin, args...)
-				cmd.Stderr = os.Stderr
-				start := time.Now()
-				if err := cmd.Run(); err != nil {
-					t.Fatal(err)
-				}
-				wall := time.Since(start)
-				if i >= 0 { // i == -1 fills the cache
-					walls = append(walls, wall)
-					if rss := peakRSS(t, bin, args); rss > maxRSS {
-						maxRSS = rss
-					}
-				}
-				if i == 0 {
-					files = len(tree(t, out))
-				}
-				os.RemoveAll(out)
+			args := []string{"--config", cfg, "--helper", testHelper, out}
+			cmd := exec.Command(bin, args...)
+			cmd.Stderr = os.Stderr
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
 			}
-			slices.Sort(walls)
-			t.Logf("%-5s %-7d %-12v %-12v %-12v %-10s %d", mode, n, walls[runs/2].Round(10*time.Microsecond),
-				walls[0].Round(10*time.Microsecond), walls[runs-1].Round(10*time.Microsecond),
-				fmt.Sprintf("%.1f MiB", float64(maxRSS)/1024), files)
+			walls = append(walls, time.Since(start))
+			if i == 0 {
+				files = len(tree(t, out))
+			}
+			if rss := peakRSS(t, bin, args); rss > maxRSS {
+				maxRSS = rss
+			}
+			os.RemoveAll(out)
 		}
+		slices.Sort(walls)
+		t.Logf("%-7d %-12v %-12v %-12v %-10s %d", n, walls[runs/2].Round(10*time.Microsecond),
+			walls[0].Round(10*time.Microsecond), walls[runs-1].Round(10*time.Microsecond),
+			fmt.Sprintf("%.1f MiB", float64(maxRSS)/1024), files)
 	}
 }
 

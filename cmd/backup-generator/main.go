@@ -3,20 +3,26 @@
 // instances, their hold units and timers.
 //
 // systemd runs it with one or three output directories (normal, early,
-// late) on every daemon-reload; it writes only into the first. With
-// --dry-run it prints what it would write. It never talks to D-Bus, runs no
-// systemctl and touches no network: generators run early and in parallel.
+// late) at manager start and on every daemon-reload; it writes only into
+// the first, and nowhere else: no cache, no state, no program run, no
+// D-Bus, no network (systemd.generator(7)). One bad stack file is reported
+// on stderr (the journal) and skipped; the others are generated.
+// `--dry-run [STACK...]` prints what it would write, from the same code.
+// Rendering into a unit directory that a person also uses (the rootless
+// install) is `backup-stack render`, which shares the rendering code.
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 	"github.com/backup-stack/backup-stack/units"
 )
 
@@ -27,31 +33,18 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("backup-generator", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	dryRun := fl.Bool("dry-run", false, "print the units to stdout instead of writing them")
+	dryRun := fl.Bool("dry-run", false, "print the units to stdout instead of writing them; with stack names, only those stacks' files (and the templates)")
 	configDir := fl.String("config", "", "configuration directory (default $XDG_CONFIG_HOME/backup-stack)")
 	helper := fl.String("helper", "", "absolute path of backup-stack (default: next to this program)")
-	userUnits := fl.String("user-units", "", "rootless mode: render into this unit directory (e.g. ~/.config/systemd/user), tracked by a manifest there")
-	clean := fl.Bool("clean", false, "with --user-units: remove every file the manifest lists, and the manifest")
-	reload := fl.Bool("reload", false, "with --user-units: when something changed, run systemctl --user daemon-reload and (re)start or stop the timers whose schedule changed")
-	syncFiles := fl.Bool("sync", false, "fsync each file before renaming it into place (for an output directory on a real disk; systemd's generator directories are on tmpfs and need no fsync)")
-	cacheFile := fl.String("cache", defaultCacheFile(), "decode cache of the stack files (empty: none)")
 	fl.Usage = func() {
-		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run\n       backup-generator --user-units DIR [--clean] [--reload]\n\n")
+		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run [STACK...]\n\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	dirs := fl.Args()
-	if *userUnits != "" {
-		if len(dirs) != 0 || *dryRun {
-			fl.Usage()
-			return 2
-		}
-	} else if *clean || *reload {
-		fl.Usage()
-		return 2
-	} else if !*dryRun && len(dirs) != 1 && len(dirs) != 3 {
+	rest := fl.Args()
+	if !*dryRun && len(rest) != 1 && len(rest) != 3 {
 		fl.Usage()
 		return 2
 	}
@@ -81,46 +74,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logf("warning: the helper %s is missing (%v); backups will fail until it is installed there", h, err)
 	}
 
-	if *userUnits != "" && *clean {
-		return cleanUserUnits(*userUnits, *reload, stdout, logf)
-	}
-	if *userUnits != "" {
-		// Rootless mode removes the units of stacks it no longer sees: an
-		// unreadable stacks directory must not look like "no stacks".
-		if _, err := hcl.StackFiles(dir); err != nil {
-			logf("%v; nothing changed in %s", err, *userUnits)
-			return 1
-		}
-	}
-	set, diags := hcl.LoadWith(dir, loadOptions(*cacheFile))
-	for _, d := range diags {
+	g := units.Generate(dir, units.Options{Helper: h})
+	for _, d := range g.Diags {
 		fmt.Fprintln(stderr, hcl.FormatDiag(d))
 	}
-	files, err := units.Render(set, units.Options{Helper: h})
-	problems := len(set.Broken)
-	if err != nil {
-		var se *units.StackError
-		for _, e := range unwrapAll(err) {
-			if errors.As(e, &se) {
-				problems++
-			}
-			logf("skipped: %v", e)
-		}
+	for _, e := range g.Skipped {
+		logf("skipped: %v", e)
 	}
-	if *userUnits != "" {
-		return writeUserUnits(*userUnits, files, err, *reload, stdout, logf)
+	if g.Err != nil {
+		logf("%v", g.Err)
+		return 1
 	}
 	if *dryRun {
+		files := g.Files
+		if len(rest) > 0 {
+			files = only(files, rest)
+			for _, s := range rest {
+				if !slices.ContainsFunc(files, func(f units.File) bool { return ownedBy(f.Path, s) }) {
+					logf("no stack %q was generated (see the messages above, or backup-stack list)", s)
+					g.Skipped = append(g.Skipped, fmt.Errorf("no stack %q", s))
+				}
+			}
+		}
 		if err := units.DryRun(stdout, files); err != nil {
 			logf("%v", err)
 			return 1
 		}
-		if problems > 0 {
+		if g.Problems() > 0 {
 			return 1
 		}
 		return 0
 	}
-	if err := units.WriteAllWith(dirs[0], files, units.WriteOptions{Sync: *syncFiles}); err != nil {
+	if err := units.Write(rest[0], g.Files); err != nil {
 		logf("%v", err)
 		return 1
 	}
@@ -129,9 +114,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func unwrapAll(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+// only keeps the templates and the files of the named stacks.
+func only(files []units.File, stacks []string) []units.File {
+	var out []units.File
+	for _, f := range files {
+		if !strings.Contains(f.Path, "/") || slices.ContainsFunc(stacks, func(s string) bool { return ownedBy(f.Path, s) }) {
+			out = append(out, f)
+		}
 	}
-	return []error{err}
+	return out
+}
+
+// ownedBy reports whether a generated path belongs to stack s.
+func ownedBy(p, s string) bool {
+	for _, u := range []string{systemd.BackupService(s), systemd.HoldService(s), systemd.BackupTimer(s)} {
+		if strings.HasPrefix(p, u+".d/") {
+			return true
+		}
+	}
+	link, _ := systemd.WantsLink(s)
+	return p == link
 }

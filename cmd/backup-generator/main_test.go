@@ -124,13 +124,22 @@ func TestOneDir(t *testing.T) {
 	if got["timers.target.wants/backup@good.timer"] != "-> ../backup@.timer" {
 		t.Errorf("link %q", got["timers.target.wants/backup@good.timer"])
 	}
-	// Regenerating (every daemon-reload) gives the same tree and leaves no
-	// temporary files behind.
-	if code, _, stderr := runGen(t, "--config", cfg, "--helper", testHelper, out); code != 0 || stderr != "" {
+	// Regenerating (every daemon-reload, into a directory the manager
+	// emptied) gives the same tree.
+	again := t.TempDir()
+	if code, _, stderr := runGen(t, "--config", cfg, "--helper", testHelper, again); code != 0 || stderr != "" {
 		t.Fatalf("second run: %d %s", code, stderr)
 	}
-	if again := tree(t, out); !reflect.DeepEqual(again, got) {
-		t.Errorf("second run changed the output: %v", keys(again))
+	if tr := tree(t, again); !reflect.DeepEqual(tr, got) {
+		t.Errorf("second run gave other output: %v", keys(tr))
+	}
+	// Into a directory that was not emptied, nothing is overwritten: the
+	// generator says so and fails.
+	if code, _, stderr := runGen(t, "--config", cfg, "--helper", testHelper, out); code != 1 || !strings.Contains(stderr, "file exists") {
+		t.Errorf("run into a full directory: exit %d, stderr %q", code, stderr)
+	}
+	if tr := tree(t, out); !reflect.DeepEqual(tr, got) {
+		t.Errorf("a run into a full directory changed it: %v", keys(tr))
 	}
 }
 
@@ -256,12 +265,17 @@ func TestDryRunMatchesWritten(t *testing.T) {
 	}
 }
 
-func TestDryRunIgnoresDirs(t *testing.T) {
-	// --dry-run needs no output dir, and writes nothing even when given one.
+func TestDryRunWritesNothing(t *testing.T) {
+	// --dry-run needs no output dir; its arguments are stack names, so a
+	// directory given by mistake is an unknown stack, and nothing is written.
 	out := t.TempDir()
-	code, stdout, _ := runGen(t, "--dry-run", "--config", goodConfig(t), "--helper", testHelper, out)
+	code, stdout, _ := runGen(t, "--dry-run", "--config", goodConfig(t), "--helper", testHelper)
 	if code != 0 || !strings.HasPrefix(stdout, "---- backup@.service\n") {
 		t.Errorf("exit %d, stdout %.80q", code, stdout)
+	}
+	code, _, stderr := runGen(t, "--dry-run", "--config", goodConfig(t), "--helper", testHelper, out)
+	if code != 1 || !strings.Contains(stderr, "no stack") {
+		t.Errorf("dry run with a directory: exit %d, stderr %q", code, stderr)
 	}
 	if len(tree(t, out)) != 0 {
 		t.Error("--dry-run wrote files")
@@ -271,5 +285,23 @@ func TestDryRunIgnoresDirs(t *testing.T) {
 func TestBadFlag(t *testing.T) {
 	if code, _, stderr := runGen(t, "--no-such-flag"); code != 2 || !strings.Contains(stderr, "usage:") {
 		t.Errorf("exit %d %q", code, stderr)
+	}
+}
+
+func TestDryRunOfSomeStacks(t *testing.T) {
+	cfg := goodConfig(t)
+	code, stdout, stderr := runGen(t, "--config", cfg, "--helper", testHelper, "--dry-run", "other")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	got := keys(parseDryRun(t, stdout))
+	want := []string{"backup-hold@.service", "backup-hold@other.service.d/50-stack.conf", "backup-notify@.service",
+		"backup@.service", "backup@.timer", "backup@other.service.d/50-stack.conf"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("files %v\nwant %v", got, want)
+	}
+	code, _, stderr = runGen(t, "--config", cfg, "--helper", testHelper, "--dry-run", "good", "nosuch")
+	if code != 1 || !strings.Contains(stderr, `no stack "nosuch"`) {
+		t.Errorf("unknown stack: exit %d, stderr %q", code, stderr)
 	}
 }

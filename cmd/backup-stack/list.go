@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // ListCmd lists the configured stacks, like the seed's `backup list`.
@@ -22,23 +23,18 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 	}
 	if c.Units {
 		for _, st := range set.Stacks {
-			fmt.Fprintln(app.Stdout, orchestrate.BackupUnit(st.Name))
+			fmt.Fprintln(app.Stdout, systemd.BackupService(st.Name))
 		}
 		return nil
 	}
-	stateDir, _ := orchestrate.StateDir()
-	sc := orchestrate.Systemctl{}
+	stateDir, _ := app.stateDir()
+	states, _ := liveStates(ctx, app.Manager, set.Stacks)
 	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STACK\tUNIT\tLABEL\tJOBS\tSCHEDULE\tNEXT RUN\tLAST RESULT\tHELD")
 	for _, st := range set.Stacks {
-		next := "-"
+		next := orDash(states[st.Name].next)
 		held := "no"
-		if st.Schedule != "" {
-			if m, err := sc.Show(ctx, "backup@"+st.Name+".timer", "NextElapseUSecRealtime"); err == nil && m["NextElapseUSecRealtime"] != "" {
-				next = m["NextElapseUSecRealtime"]
-			}
-		}
-		if ok, err := sc.Active(ctx, orchestrate.HoldUnit(st.Name)); err == nil && ok {
+		if systemd.Up(states[st.Name].hold) {
 			held = "yes"
 		}
 		last := "never"

@@ -9,30 +9,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/backup-stack/backup-stack/internal/exitcode"
+	"github.com/backup-stack/backup-stack/internal/journal"
+	"github.com/backup-stack/backup-stack/internal/manager"
+	"github.com/backup-stack/backup-stack/internal/podman"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-const exitHelp = `Exit codes:
-  0  success (status: Duplicati idle)
-  1  failure without a more specific code (status: cannot tell)
-  2  usage or configuration error, or an unknown Duplicati job
-  3  status: Duplicati busy or paused
-  4  a job ended with Warning and warning_is_failure = true
-  5  a job ended with Error
-  6  a job ended Fatal
-  7  a job's outcome is unknown
-  8  timed out (a job did not finish within wait_timeout, or the gate waited too long)
-  9  Duplicati unreachable, or its answer could not be understood
-  10 interrupted (SIGTERM/SIGINT)
-  11 a precondition failed at the gate (require_paths missing)`
 
 // CLI is the command line of backup-stack.
 type CLI struct {
@@ -44,6 +35,7 @@ type CLI struct {
 	Validate   ValidateCmd   `cmd:"" help:"Check config.hcl and the stack files; print file:line:col: messages."`
 	List       ListCmd       `cmd:"" help:"List the configured stacks with schedule, next run and last result."`
 	Reload     ReloadCmd     `cmd:"" help:"Apply configuration changes: daemon-reload, start new timers, re-arm changed ones, stop removed ones."`
+	Render     RenderCmd     `cmd:"" help:"Rootless mode: write the generator's units into a unit directory (default ~/.config/systemd/user), tracked by a manifest."`
 	NotifyTest NotifyTestCmd `cmd:"" name:"notify-test" help:"Send a test through every notification channel configured for a stack."`
 
 	Gate        GateCmd        `cmd:"" group:"Steps run by backup@.service" help:"Wait for the backup slot and an idle Duplicati, check require_paths, record what is active."`
@@ -72,14 +64,10 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
-// App is what every command gets.
-type App struct {
-	Stdout, Stderr io.Writer
-	ConfigDir      string
-}
-
 func main() {
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	app := &App{Stdout: os.Stdout, Stderr: os.Stderr, Manager: manager.Systemctl{}, Containers: podman.CLI{},
+		Priorities: journal.ToJournal(os.Stderr)}
+	os.Exit(app.Main(os.Args[1:]))
 }
 
 // kongExit unwinds out of kong when it wants to exit (--help, --version),
@@ -87,19 +75,20 @@ func main() {
 type kongExit struct{}
 
 // Main runs the CLI and returns the exit code.
-func Main(args []string, stdout, stderr io.Writer) (code int) {
+func (app *App) Main(args []string) (code int) {
+	stdout, stderr := app.Stdout, app.Stderr
 	var cli CLI
 	kongCode := 0
 	parser, err := kong.New(&cli,
 		kong.Name("backup-stack"),
-		kong.Description("Per-stack Duplicati backups driven by systemd user units.\n\n"+exitHelp),
+		kong.Description("Per-stack Duplicati backups driven by systemd user units.\n\n"+exitcode.Help()),
 		kong.Vars{"version": version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { kongCode = c; panic(kongExit{}) }),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "backup-stack:", err)
-		return 1
+		return exitcode.Failure
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -112,19 +101,21 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "backup-stack: %v (see backup-stack --help)\n", err)
-		return 2
+		return exitcode.Usage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app := &App{Stdout: stdout, Stderr: stderr, ConfigDir: cli.Config}
+	if cli.Config != "" {
+		app.ConfigDir = cli.Config
+	}
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(app); err != nil {
-		fmt.Fprintf(stderr, "backup-stack: %v\n", err)
+		fmt.Fprintf(stderr, "%sbackup-stack: %v\n", app.priority(slog.LevelError), err)
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		return 1
+		return exitcode.Failure
 	}
 	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/backup-stack/backup-stack/internal/duplicati"
 	"github.com/backup-stack/backup-stack/internal/duplicatisim"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
+	"github.com/backup-stack/backup-stack/internal/manager/managertest"
 )
 
 func TestVerdict(t *testing.T) {
@@ -27,16 +31,16 @@ func TestVerdict(t *testing.T) {
 	}{
 		{"success", false, duplicati.Outcome{Result: duplicati.ResultSuccess, TaskID: 3}, nil, 0, "Success task 3"},
 		{"warning counted as success", false, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, 0, "counted as success"},
-		{"warning is failure", true, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, exitWarning, "warning_is_failure"},
-		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitJobError, "Error: disk full"},
-		{"fatal", false, duplicati.Outcome{Result: duplicati.ResultFatal}, nil, exitFatal, "Fatal"},
-		{"unknown on the API route", false, duplicati.Outcome{Result: duplicati.ResultUnknown}, nil, exitUnknown, "outcome unknown"},
+		{"warning is failure", true, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, exitcode.Warning, "warning_is_failure"},
+		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitcode.JobError, "Error: disk full"},
+		{"fatal", false, duplicati.Outcome{Result: duplicati.ResultFatal}, nil, exitcode.Fatal, "Fatal"},
+		{"unknown on the API route", false, duplicati.Outcome{Result: duplicati.ResultUnknown}, nil, exitcode.Unknown, "outcome unknown"},
 		{"unknown on the exec route", false, duplicati.Outcome{Result: duplicati.ResultUnknown, UnknownIsSuccess: true}, nil, 0, "outcome not reported"},
-		{"timeout", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrTimeout), exitTimeout, "wait_timeout"},
-		{"unreachable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnreachable), exitUnreachable, "unreachable"},
-		{"unparseable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnparseable), exitUnreachable, "unreachable"},
-		{"no such job", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrNoSuchJob), exitUsage, "no such"},
-		{"interrupted", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrInterrupted), exitInterrupted, "interrupted"},
+		{"timeout", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrTimeout), exitcode.Timeout, "wait_timeout"},
+		{"unreachable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnreachable), exitcode.Unreachable, "unreachable"},
+		{"unparseable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnparseable), exitcode.Unreachable, "unreachable"},
+		{"no such job", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrNoSuchJob), exitcode.Usage, "no such"},
+		{"interrupted", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrInterrupted), exitcode.Interrupted, "interrupted"},
 		{"other error", false, duplicati.Outcome{}, errors.New("boom"), 1, "boom"},
 	}
 	for _, c := range cases {
@@ -47,10 +51,13 @@ func TestVerdict(t *testing.T) {
 	}
 }
 
-// cli runs Main with a configuration directory holding config and stacks.
+// cli runs Main with a configuration directory holding config and stacks,
+// a fake user manager and fake containers.
 type cli struct {
-	t   *testing.T
-	dir string
+	t    *testing.T
+	dir  string
+	mgr  *managertest.Fake
+	pods *fakePods
 }
 
 func newCLI(t *testing.T, config string, stacks map[string]string) *cli {
@@ -73,13 +80,36 @@ func newCLI(t *testing.T, config string, stacks map[string]string) *cli {
 	for _, v := range []string{"DUPLICATI_CONTAINER", "DUPLICATI_RUN_TIMEOUT", "DUPLICATI_WAIT_TIMEOUT", "INVOCATION_ID"} {
 		t.Setenv(v, "")
 	}
-	return &cli{t: t, dir: dir}
+	return &cli{t: t, dir: dir, mgr: managertest.New(), pods: &fakePods{running: map[string][]string{}}}
+}
+
+func (c *cli) app(out, errb *bytes.Buffer) *App {
+	return &App{Stdout: out, Stderr: errb, Manager: c.mgr, Containers: c.pods, Poll: time.Millisecond}
 }
 
 func (c *cli) run(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := Main(args, &out, &errb)
+	code := c.app(&out, &errb).Main(args)
 	return code, out.String(), errb.String()
+}
+
+// fakePods is the containers of compose projects, by project label.
+type fakePods struct {
+	mu      sync.Mutex
+	running map[string][]string
+	err     error
+}
+
+func (p *fakePods) Running(_ context.Context, project string) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.running[project]...), p.err
+}
+
+func (p *fakePods) set(project string, names ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running[project] = names
 }
 
 func startSim(t *testing.T, q duplicatisim.Quirks, backups ...duplicatisim.Backup) (*duplicatisim.Sim, string) {
@@ -146,11 +176,11 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{name: "success", result: "Success", code: 0},
 		{name: "warning", result: "Warning", code: 0},
-		{name: "warning is failure", result: "Warning", extra: "  warning_is_failure = true\n", code: exitWarning},
-		{name: "error", result: "Error", code: exitJobError},
-		{name: "fatal", result: "Fatal", code: exitFatal},
-		{name: "paused: wait timeout", result: "Success", quirks: duplicatisim.Quirks{Paused: true}, code: exitTimeout},
-		{name: "wrong password", result: "Success", quirks: duplicatisim.Quirks{Password: "other"}, code: exitUnreachable},
+		{name: "warning is failure", result: "Warning", extra: "  warning_is_failure = true\n", code: exitcode.Warning},
+		{name: "error", result: "Error", code: exitcode.JobError},
+		{name: "fatal", result: "Fatal", code: exitcode.Fatal},
+		{name: "paused: wait timeout", result: "Success", quirks: duplicatisim.Quirks{Paused: true}, code: exitcode.Timeout},
+		{name: "wrong password", result: "Success", quirks: duplicatisim.Quirks{Password: "other"}, code: exitcode.Unreachable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,7 +211,7 @@ func TestRunRefusesAStackThatIsNotHeld(t *testing.T) {
 	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
 	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
 	code, _, errs := c.run("run", "a-stack.service")
-	if code != exitUsage || !strings.Contains(errs, "systemctl --user start backup@a.service") {
+	if code != exitcode.Usage || !strings.Contains(errs, "systemctl --user start backup@a.service") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
@@ -192,8 +222,8 @@ func TestValidate(t *testing.T) {
 		"bad":  "stack \"bad\" {\n  jobs = [\"b\"]\n  restore_policy = \"sometimes\"\n}\n",
 	})
 	code, out, _ := c.run("validate")
-	if code != exitUsage {
-		t.Fatalf("exit %d, want %d: %s", code, exitUsage, out)
+	if code != exitcode.Usage {
+		t.Fatalf("exit %d, want %d: %s", code, exitcode.Usage, out)
 	}
 	if !strings.Contains(out, "stacks/bad.hcl:3:20: error: Unknown restore policy") {
 		t.Fatalf("no file:line:col diagnostic:\n%s", out)
@@ -208,21 +238,21 @@ func TestEnvOverridesAndBadValues(t *testing.T) {
 	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["a"] }`})
 	t.Setenv("DUPLICATI_RUN_TIMEOUT", "soon")
 	code, _, errs := c.run("status")
-	if code != exitUsage || !strings.Contains(errs, "DUPLICATI_RUN_TIMEOUT") {
+	if code != exitcode.Usage || !strings.Contains(errs, "DUPLICATI_RUN_TIMEOUT") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
 
 func TestUnknownStackAndHelp(t *testing.T) {
 	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["a"] }`})
-	if code, _, errs := c.run("gate", "zzz"); code != exitUsage || !strings.Contains(errs, `no stack "zzz"`) {
+	if code, _, errs := c.run("gate", "zzz"); code != exitcode.Usage || !strings.Contains(errs, `no stack "zzz"`) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	code, out, _ := c.run("--help")
 	if code != 0 || !strings.Contains(out, "Exit codes:") {
 		t.Fatalf("--help: %d %s", code, out)
 	}
-	if code, _, _ := c.run("no-such-command"); code != exitUsage {
+	if code, _, _ := c.run("no-such-command"); code != exitcode.Usage {
 		t.Fatalf("unknown command: exit %d", code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,25 +13,26 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
 	"github.com/backup-stack/backup-stack/internal/metrics"
 	"github.com/backup-stack/backup-stack/internal/notify"
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 const logExcerptLines = 20
 
 // logExcerpt returns the last lines of a stack's log: from log_dir when it
 // is set (today's file), else from the journal.
-func logExcerpt(ctx context.Context, set *hcl.Set, stack string) string {
-	if set.Config.LogDir != "" {
-		path := filepath.Join(set.Config.LogDir, fmt.Sprintf("backup-%s-%s.log", stack, time.Now().Format("2006-01-02")))
-		if b, err := os.ReadFile(path); err == nil {
+func logExcerpt(ctx context.Context, cfg *hcl.Config, stack string) string {
+	if cfg.LogDir != "" {
+		if b, err := os.ReadFile(logPath(cfg.LogDir, stack, time.Now())); err == nil {
 			return tail(string(b), logExcerptLines)
 		}
 	}
 	jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(jctx, "journalctl", "--user", "-u", orchestrate.BackupUnit(stack),
+	out, err := exec.CommandContext(jctx, "journalctl", "--user", "-u", systemd.BackupService(stack),
 		"-n", fmt.Sprint(logExcerptLines), "-o", "cat", "--no-pager").Output()
 	if err != nil {
 		return ""
@@ -54,34 +56,45 @@ func tail(s string, n int) string {
 }
 
 // ping sends a health ping; a failure is logged and never fails a backup.
-func ping(ctx context.Context, l *logger, st *hcl.Stack, kind, body string) {
+func ping(ctx context.Context, log *slog.Logger, st *hcl.Stack, kind, body string) {
 	if st.Healthcheck == nil || st.Healthcheck.URL == "" {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 	defer cancel()
 	if err := notify.Ping(pctx, nil, st.Healthcheck.URL, kind, body); err != nil {
-		l.Logf("health ping %q failed (the backup is not affected): %v", kind, err)
+		log.Warn(fmt.Sprintf("health ping %q failed (the backup is not affected): %v", kind, err))
 		return
 	}
-	l.Logf("health ping %q sent", kind)
+	log.Info(fmt.Sprintf("health ping %q sent", kind))
 }
 
-// writeMetrics rewrites metrics_file from every stack's history.
-func writeMetrics(set *hcl.Set, stateDir string) error {
-	if set.Config.MetricsFile == "" {
+// writeMetrics rewrites metrics_file from the history of every stack that
+// has a file in stacks/. It lists the files without decoding them: the step
+// that calls it reads only its own stack's file.
+func (a *App) writeMetrics(cfg *hcl.Config, stateDir string) error {
+	if cfg.MetricsFile == "" {
 		return nil
 	}
+	dir, err := a.configDir()
+	if err != nil {
+		return err
+	}
+	files, err := hcl.StackFiles(dir)
+	if err != nil {
+		return err
+	}
 	var ms []metrics.Stack
-	for _, st := range set.Stacks {
-		m := metrics.Stack{Name: st.Name}
-		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".hcl")
+		m := metrics.Stack{Name: name}
+		if h, err := orchestrate.LoadHistory(stateDir, name); err == nil && h != nil {
 			m.LastRun, m.LastSuccess, m.Success, m.Result = h.Finished, h.LastSuccess, h.Succeeded(), h.Result
 			m.Duration, m.Downtime = h.Duration().Seconds(), h.Downtime
 		}
 		ms = append(ms, m)
 	}
-	return metrics.Write(set.Config.MetricsFile, ms)
+	return metrics.Write(cfg.MetricsFile, ms)
 }
 
 // NotifyCmd is the ExecStart= of backup-notify@.service, which backup@
@@ -91,22 +104,22 @@ type NotifyCmd struct {
 }
 
 func (c *NotifyCmd) Run(ctx context.Context, app *App) error {
-	set, st, err := app.stack(c.Stack)
+	cfg, st, err := app.stack(c.Stack)
 	if err != nil {
 		return err
 	}
-	l := app.logger(set, st.Name, "notify "+st.Name)
-	m, err := orchestrate.Systemctl{}.Show(ctx, orchestrate.BackupUnit(st.Name), "Result", "ExecMainStatus")
+	log := app.logger(cfg, st.Name, "notify "+st.Name)
+	ps, err := app.Manager.Show(ctx, []string{systemd.BackupService(st.Name)}, "Result", "ExecMainStatus")
 	if err != nil {
 		return err
 	}
-	e := notify.Event{Stack: st.Name, Result: m["Result"], ExitStatus: m["ExecMainStatus"], Kind: "failure"}
+	e := notify.Event{Stack: st.Name, Result: ps[0]["Result"], ExitStatus: ps[0]["ExecMainStatus"], Kind: "failure"}
 	if e.Result == "success" {
 		e.Kind = "success"
 	}
 	// A required ExecStopPost= step that failed also shows as a failure;
 	// the history written by release knows.
-	if dir, derr := orchestrate.StateDir(); derr == nil {
+	if dir, derr := app.stateDir(); derr == nil {
 		if h, herr := orchestrate.LoadHistory(dir, st.Name); herr == nil && h != nil && !h.Succeeded() {
 			e.Kind = "failure"
 		}
@@ -115,8 +128,8 @@ func (c *NotifyCmd) Run(ctx context.Context, app *App) error {
 	if argv == nil {
 		return nil
 	}
-	e.Log = logExcerpt(ctx, set, st.Name)
-	l.Logf("sending the %s notification: %s", e.Kind, argv[0])
+	e.Log = logExcerpt(ctx, cfg, st.Name)
+	log.Info(fmt.Sprintf("sending the %s notification: %s", e.Kind, argv[0]))
 	if err := notify.Command(ctx, argv, e, 2*time.Minute, app.Stderr); err != nil {
 		return fmt.Errorf("notification command: %w", err)
 	}
@@ -167,7 +180,7 @@ func (c *NotifyTestCmd) Run(ctx context.Context, app *App) error {
 		report("healthcheck (log ping)", notify.Ping(ctx, nil, st.Healthcheck.URL, notify.PingLog, e.Log))
 	}
 	if channels == 0 {
-		return withCode(exitUsage, fmt.Errorf("stack %s has no notify or healthcheck configured (in its file or config.hcl)", st.Name))
+		return withCode(exitcode.Usage, fmt.Errorf("stack %s has no notify or healthcheck configured (in its file or config.hcl)", st.Name))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d channel(s) failed", failed, channels)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/backup-stack/backup-stack/internal/duplicati"
-	"github.com/backup-stack/backup-stack/internal/orchestrate"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
+	"github.com/backup-stack/backup-stack/internal/manager"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // RunCmd runs a stack's jobs.
@@ -16,37 +19,26 @@ type RunCmd struct {
 	Force bool   `help:"Run the jobs even though the stack is not held down (a backup of a running stack)."`
 }
 
-// Exit codes of run, by how bad the outcome is.
-const (
-	exitWarning     = 4
-	exitJobError    = 5
-	exitFatal       = 6
-	exitUnknown     = 7
-	exitTimeout     = 8
-	exitUnreachable = 9
-	exitInterrupted = 10
-	exitPrecond     = 11
-)
-
 // Run runs every job in order. After a failed job the next jobs still run
 // (the stack is down already, and each job is a separate backup), except
 // when Duplicati is unreachable or we were interrupted.
 func (c *RunCmd) Run(ctx context.Context, app *App) error {
-	set, st, err := app.stack(c.Stack)
+	cfg, st, err := app.stack(c.Stack)
 	if err != nil {
 		return err
 	}
-	l := app.logger(set, st.Name, "run "+st.Name)
+	log := app.logger(cfg, st.Name, "run "+st.Name)
 	if !c.Force {
 		// Run by hand, this would back up a running stack: the very thing
 		// the units exist to prevent.
-		held, err := orchestrate.Systemctl{}.Active(ctx, orchestrate.HoldUnit(st.Name))
+		hold := systemd.HoldService(st.Name)
+		held, err := manager.IsUp(ctx, app.Manager, hold)
 		if err != nil || !held {
-			return withCode(exitUsage, fmt.Errorf("stack %s is not held down (%s is not active); start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
-				st.Name, orchestrate.HoldUnit(st.Name), orchestrate.BackupUnit(st.Name)))
+			return withCode(exitcode.Usage, fmt.Errorf("stack %s is not held down (%s is not active); start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
+				st.Name, hold, systemd.BackupService(st.Name)))
 		}
 	}
-	b, err := backend(set.Config.Duplicati, st.WaitTimeout, l.Logf)
+	b, err := backend(cfg.Duplicati, st.WaitTimeout, log)
 	if err != nil {
 		return err
 	}
@@ -54,25 +46,29 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 	var firstErr error
 	for i, job := range st.Jobs {
 		start := time.Now()
-		l.Logf("job %d/%d %q: starting", i+1, len(st.Jobs), job)
+		log.Info(fmt.Sprintf("job %d/%d %q: starting", i+1, len(st.Jobs), job))
 		out, err := b.Run(ctx, job)
 		elapsed := time.Since(start).Round(100 * time.Millisecond)
-		code, msg := verdict(set.Config.Duplicati.WarningIsFailure, out, err)
-		l.Logf("job %q of stack %s: %s after %s", job, st.Name, msg, elapsed)
+		code, msg := verdict(cfg.Duplicati.WarningIsFailure, out, err)
+		level := slog.LevelInfo
+		if code != exitcode.OK {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, fmt.Sprintf("job %q of stack %s: %s after %s", job, st.Name, msg, elapsed))
 		if code > worst || (code != 0 && worst == 0) {
 			worst = code
 			if firstErr == nil {
 				firstErr = fmt.Errorf("stack %s: job %q: %s after %s", st.Name, job, msg, elapsed)
 			}
 		}
-		if code == exitUnreachable || code == exitInterrupted {
+		if code == exitcode.Unreachable || code == exitcode.Interrupted {
 			break
 		}
 	}
 	if worst != 0 {
 		return withCode(worst, firstErr)
 	}
-	l.Logf("all %d job(s) of stack %s finished successfully", len(st.Jobs), st.Name)
+	log.Info(fmt.Sprintf("all %d job(s) of stack %s finished successfully", len(st.Jobs), st.Name))
 	return nil
 }
 
@@ -88,15 +84,15 @@ func verdict(warningIsFailure bool, out duplicati.Outcome, err error) (int, stri
 	if err != nil {
 		switch {
 		case errors.Is(err, duplicati.ErrInterrupted):
-			return exitInterrupted, fmt.Sprintf("interrupted%s: %v", task, err)
+			return exitcode.Interrupted, fmt.Sprintf("interrupted%s: %v", task, err)
 		case errors.Is(err, duplicati.ErrTimeout):
-			return exitTimeout, fmt.Sprintf("not finished within wait_timeout%s: %v", task, err)
+			return exitcode.Timeout, fmt.Sprintf("not finished within wait_timeout%s: %v", task, err)
 		case errors.Is(err, duplicati.ErrNoSuchJob):
-			return exitUsage, fmt.Sprintf("no such Duplicati backup: %v", err)
+			return exitcode.Usage, fmt.Sprintf("no such Duplicati backup: %v", err)
 		case errors.Is(err, duplicati.ErrUnreachable), errors.Is(err, duplicati.ErrUnparseable):
-			return exitUnreachable, fmt.Sprintf("Duplicati unreachable%s: %v", task, err)
+			return exitcode.Unreachable, fmt.Sprintf("Duplicati unreachable%s: %v", task, err)
 		default:
-			return 1, fmt.Sprintf("failed%s: %v", task, err)
+			return exitcode.Failure, fmt.Sprintf("failed%s: %v", task, err)
 		}
 	}
 	detail := ""
@@ -108,17 +104,17 @@ func verdict(warningIsFailure bool, out duplicati.Outcome, err error) (int, stri
 		return 0, "Success" + task
 	case duplicati.ResultWarning:
 		if warningIsFailure {
-			return exitWarning, "Warning" + task + " (warning_is_failure = true)" + detail
+			return exitcode.Warning, "Warning" + task + " (warning_is_failure = true)" + detail
 		}
 		return 0, "Warning" + task + " (counted as success; set warning_is_failure = true to fail)" + detail
 	case duplicati.ResultError:
-		return exitJobError, "Error" + task + detail
+		return exitcode.JobError, "Error" + task + detail
 	case duplicati.ResultFatal:
-		return exitFatal, "Fatal" + task + detail
+		return exitcode.Fatal, "Fatal" + task + detail
 	default:
 		if out.Succeeded() {
 			return 0, "finished" + task + "; outcome not reported by the exec route (duplicati-server-util gives no result), counted as success"
 		}
-		return exitUnknown, "outcome unknown" + task + detail
+		return exitcode.Unknown, "outcome unknown" + task + detail
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/backup-stack/backup-stack/internal/duplicati"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
 )
 
 // StatusCmd tells whether Duplicati is idle.
@@ -32,7 +34,7 @@ func (c *StatusCmd) Run(ctx context.Context, app *App) error {
 	if c.Stacks {
 		return stacksStatus(ctx, app, set, c.JSON)
 	}
-	b, err := backend(set.Config.Duplicati, time.Minute, func(string, ...any) {})
+	b, err := backend(set.Config.Duplicati, time.Minute, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -44,11 +46,11 @@ func (c *StatusCmd) Run(ctx context.Context, app *App) error {
 	switch {
 	case err != nil:
 		out.State, out.Error, out.Words = "unknown", err.Error(), "cannot tell: "+err.Error()
-		code = 1
+		code = exitcode.Failure
 	case s.Paused:
-		out.State, code = "paused", 3
+		out.State, code = "paused", exitcode.Busy
 	case !s.Idle():
-		out.State, code = "busy", 3
+		out.State, code = "busy", exitcode.Busy
 	default:
 		out.State = "idle"
 	}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // stackStatus is one row of `status --stacks`.
@@ -29,32 +31,56 @@ type stackStatus struct {
 	Schedule    string     `json:"schedule,omitempty"`
 }
 
-func collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
-	sc := orchestrate.Systemctl{}
-	stateDir, _ := orchestrate.StateDir()
+// live is what the manager says about one stack's units now.
+type live struct {
+	backup, hold string // ActiveState of backup@S.service and backup-hold@S.service
+	next         string // NextElapseUSecRealtime of backup@S.timer
+}
+
+// liveStates asks the manager about every stack's units in one call.
+func liveStates(ctx context.Context, m manager.Manager, stacks []*hcl.Stack) (map[string]live, error) {
+	if len(stacks) == 0 {
+		return nil, nil
+	}
+	var units []string
+	for _, st := range stacks {
+		units = append(units, systemd.BackupService(st.Name), systemd.HoldService(st.Name), systemd.BackupTimer(st.Name))
+	}
+	ps, err := m.Show(ctx, units, "ActiveState", "NextElapseUSecRealtime")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]live, len(stacks))
+	for i, st := range stacks {
+		l := live{backup: ps[3*i]["ActiveState"], hold: ps[3*i+1]["ActiveState"]}
+		if st.Schedule != "" {
+			l.next = ps[3*i+2]["NextElapseUSecRealtime"]
+		}
+		out[st.Name] = l
+	}
+	return out, nil
+}
+
+func (a *App) collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
+	stateDir, _ := a.stateDir()
+	states, lerr := liveStates(ctx, a.Manager, set.Stacks)
 	var rows []stackStatus
 	for _, st := range set.Stacks {
 		r := stackStatus{Stack: st.Name, Now: "idle", Schedule: st.Schedule}
-		m, err := sc.Show(ctx, orchestrate.BackupUnit(st.Name), "ActiveState")
-		if err != nil {
+		l := states[st.Name]
+		switch {
+		case lerr != nil:
 			r.Now = "unknown (no user manager reachable)"
-		} else {
-			switch m["ActiveState"] {
-			case "activating", "deactivating", "active", "reloading":
-				r.Now = "running"
-			}
+		case systemd.Running(l.backup):
+			r.Now = "running"
 		}
-		if ok, err := sc.Active(ctx, orchestrate.HoldUnit(st.Name)); err == nil && ok {
+		if systemd.Up(l.hold) {
 			r.Held = true
 			if r.Now == "idle" {
 				r.Now = "held"
 			}
 		}
-		if st.Schedule != "" {
-			if m, err := sc.Show(ctx, "backup@"+st.Name+".timer", "NextElapseUSecRealtime"); err == nil {
-				r.NextRun = m["NextElapseUSecRealtime"]
-			}
-		}
+		r.NextRun = l.next
 		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
 			r.LastResult = h.Result
 			if !h.Succeeded() && h.Result == "success" {
@@ -74,7 +100,7 @@ func collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
 }
 
 func stacksStatus(ctx context.Context, app *App, set *hcl.Set, asJSON bool) error {
-	rows := collectStacks(ctx, set)
+	rows := app.collectStacks(ctx, set)
 	if asJSON {
 		if rows == nil {
 			rows = []stackStatus{}

@@ -8,8 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"log/slog"
+
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // stepErr maps the errors of the steps to exit codes.
@@ -18,15 +22,15 @@ func stepErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, orchestrate.ErrPrecondition):
-		return withCode(exitPrecond, err)
+		return withCode(exitcode.Precondition, err)
 	case errors.Is(err, orchestrate.ErrGateTimeout):
-		return withCode(exitTimeout, err)
+		return withCode(exitcode.Timeout, err)
 	case errors.Is(err, orchestrate.ErrUnreachable):
-		return withCode(exitUnreachable, err)
+		return withCode(exitcode.Unreachable, err)
 	case errors.Is(err, orchestrate.ErrNotFromUnit):
-		return withCode(exitUsage, err)
+		return withCode(exitcode.Usage, err)
 	case errors.Is(err, context.Canceled):
-		return withCode(exitInterrupted, err)
+		return withCode(exitcode.Interrupted, err)
 	}
 	return err
 }
@@ -38,7 +42,7 @@ func (s *stepSetup) recordStepFailure(step string, err error) error {
 	if err == nil || s.env.InvocationID == "" {
 		return err
 	}
-	code := 1
+	code := exitcode.Failure
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
@@ -48,23 +52,23 @@ func (s *stepSetup) recordStepFailure(step string, err error) error {
 }
 
 type stepSetup struct {
-	set *hcl.Set
+	cfg *hcl.Config
 	st  *hcl.Stack
-	l   *logger
+	log *slog.Logger
 	env *orchestrate.Env
 }
 
 func (a *App) step(arg, name string) (*stepSetup, error) {
-	set, st, err := a.stack(arg)
+	cfg, st, err := a.stack(arg)
 	if err != nil {
 		return nil, err
 	}
-	l := a.logger(set, st.Name, name+" "+st.Name)
-	env, err := a.env(l, set.Config.Duplicati.PollInterval)
+	log := a.logger(cfg, st.Name, name+" "+st.Name)
+	env, err := a.env(log, cfg.Duplicati.PollInterval)
 	if err != nil {
 		return nil, err
 	}
-	return &stepSetup{set: set, st: st, l: l, env: env}, nil
+	return &stepSetup{cfg: cfg, st: st, log: log, env: env}, nil
 }
 
 // GateCmd is the first ExecStartPre= of backup@.service.
@@ -77,8 +81,8 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	d := s.set.Config.Duplicati
-	b, err := backend(d, d.WaitTimeout, func(string, ...any) {})
+	d := s.cfg.Duplicati
+	b, err := backend(d, d.WaitTimeout, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -91,11 +95,11 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 		}
 		return st.Idle() && !st.Paused, st.String(), nil
 	}
-	ping(ctx, s.l, s.st, "start", "")
+	ping(ctx, s.log, s.st, "start", "")
 	err = s.recordStepFailure("gate", stepErr(orchestrate.Gate(ctx, s.env, s.st, d.WaitTimeout, idle)))
 	if err != nil {
 		// release pings /fail with the log; nothing else to do here.
-		s.l.Logf("the gate did not let the backup begin; %s was not stopped", s.st.Unit)
+		s.log.Error(fmt.Sprintf("the gate did not let the backup begin; %s was not stopped", s.st.Unit))
 	}
 	return err
 }
@@ -121,8 +125,8 @@ type HeldCmd struct {
 }
 
 func (c *HeldCmd) Run(ctx context.Context, app *App) error {
-	fmt.Fprintf(app.Stderr, "stack %s is held down for its backup; `systemctl --user start %s-stack.service` (or any start of the stack) stops the backup\n",
-		c.Stack, c.Stack)
+	fmt.Fprintf(app.Stderr, "stack %s is held down for its backup; starting the stack (or its socket) stops the backup (%s)\n",
+		c.Stack, systemd.BackupService(c.Stack))
 	return nil
 }
 
@@ -199,7 +203,7 @@ func (c *ReleaseCmd) Run(ctx context.Context, app *App) error {
 			h.Downtime = r.RestoredAt.Sub(r.HeldAt).Seconds()
 		}
 	}
-	if dir, derr := orchestrate.StateDir(); derr == nil {
+	if dir, derr := app.stateDir(); derr == nil {
 		if prev, perr := orchestrate.LoadHistory(dir, s.st.Name); perr == nil && prev != nil {
 			h.LastSuccess = prev.LastSuccess
 		}
@@ -207,17 +211,18 @@ func (c *ReleaseCmd) Run(ctx context.Context, app *App) error {
 			h.LastSuccess = h.Finished
 		}
 		if herr := h.Save(dir); herr != nil {
-			s.l.Logf("cannot write the run history: %v", herr)
+			s.log.Error(fmt.Sprintf("cannot write the run history: %v", herr))
 		}
-		if merr := writeMetrics(s.set, dir); merr != nil {
-			s.l.Logf("cannot write metrics_file: %v", merr)
+		if merr := app.writeMetrics(s.cfg, dir); merr != nil {
+			s.log.Warn(fmt.Sprintf("cannot write metrics_file: %v", merr))
 		}
 	}
-	s.l.Logf("backup of %s finished: result %s", s.st.Name, orDash(result))
 	if h.Succeeded() {
-		ping(ctx, s.l, s.st, "success", logExcerpt(ctx, s.set, s.st.Name))
+		s.log.Info(fmt.Sprintf("backup of %s finished: result %s", s.st.Name, orDash(result)))
+		ping(ctx, s.log, s.st, "success", logExcerpt(ctx, s.cfg, s.st.Name))
 	} else {
-		ping(ctx, s.l, s.st, "fail", logExcerpt(ctx, s.set, s.st.Name))
+		s.log.Error(fmt.Sprintf("backup of %s finished: result %s", s.st.Name, orDash(result)))
+		ping(ctx, s.log, s.st, "fail", logExcerpt(ctx, s.cfg, s.st.Name))
 	}
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	hhcl "github.com/hashicorp/hcl/v2"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/exitcode"
 )
 
 // ValidateCmd checks the configuration with the generator's own code.
@@ -22,7 +23,7 @@ func (c *ValidateCmd) Run(ctx context.Context, app *App) error {
 	if dir == "" {
 		d, err := hcl.Dir()
 		if err != nil {
-			return withCode(exitUsage, err)
+			return withCode(exitcode.Usage, err)
 		}
 		dir = d
 	}
@@ -57,7 +58,7 @@ func (c *ValidateCmd) Run(ctx context.Context, app *App) error {
 		}
 	}
 	if errs > 0 {
-		return withCode(exitUsage, fmt.Errorf("%d error(s)", errs))
+		return withCode(exitcode.Usage, fmt.Errorf("%d error(s)", errs))
 	}
 	return nil
 }

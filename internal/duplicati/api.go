@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// apiBackend is the API route (reference §4, algorithm §4.8):
+// apiBackend is the API route (Duplicati's /api/v1 controllers; the algorithm is in the comment below):
 //
 //	POST auth/login -> bearer token (again on a 401 and proactively after 10 minutes; tokens
 //	live 15), GET backups (name -> ID), t0 = now - 2s, POST backup/{id}/run -> task ID (which
@@ -325,8 +325,8 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 		logf("%s: the Duplicati server is paused: queued tasks do not start until it is resumed", label)
 	}
 
-	t0 := o.Now().Add(-t0Slack)
-	oc.Started = o.Now()
+	t0 := time.Now().Add(-t0Slack)
+	oc.Started = time.Now()
 	var started struct {
 		Status string
 		ID     int64
@@ -365,7 +365,7 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	)
 	defer poll.Stop()
 	interrupted := func() (Outcome, error) {
-		oc.Finished = o.Now()
+		oc.Finished = time.Now()
 		a.abort(id, label)
 		return oc, fmt.Errorf("%s: waiting for task %d: %w", label, id, ErrInterrupted)
 	}
@@ -440,7 +440,7 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 		case "Running":
 			seen = true
 			if lastStatus != ts.Status {
-				oc.Started = o.Now()
+				oc.Started = time.Now()
 				logf("%s: task %d running", label, id)
 				lastLog = time.Now()
 			} else if time.Since(lastLog) >= progressEvery {
@@ -448,10 +448,10 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 				a.logProgress(ctx, id, label, began)
 			}
 		case "Completed":
-			oc.Finished = o.Now()
+			oc.Finished = time.Now()
 			return a.finishFromLog(ctx, oc, t0, label, "")
 		case "Failed":
-			oc.Finished = o.Now()
+			oc.Finished = time.Now()
 			oc.Result = ResultFatal
 			oc.Message = "the task failed"
 			if ts.ErrorMessage != nil && *ts.ErrorMessage != "" {
@@ -564,7 +564,7 @@ func (a *apiBackend) backupResult(ctx context.Context, bid string, t0 time.Time)
 func (a *apiBackend) finishFromLog(ctx context.Context, oc Outcome, t0 time.Time, label, why string) (Outcome, error) {
 	logf := a.o.Logf
 	if oc.Finished.IsZero() {
-		oc.Finished = a.o.Now()
+		oc.Finished = time.Now()
 	}
 	var (
 		m     resultMsg
@@ -612,7 +612,7 @@ func (a *apiBackend) finishFromLog(ctx context.Context, oc Outcome, t0 time.Time
 		logf("%s: task %d finished: %s%s", label, oc.TaskID, oc.Result, suffix(oc.Message))
 		return oc, nil
 	}
-	// No row: cross-check the metadata (reference §4.8 step 7).
+	// No row: cross-check the metadata.
 	oc.Result = ResultUnknown
 	reason := "no backup result in the log since the run was requested"
 	if err != nil {

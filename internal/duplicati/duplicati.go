@@ -12,7 +12,7 @@
 //
 //   - it never reports a job as finished while Duplicati still shows it queued or active;
 //   - it never reports Result "Success" unless Duplicati said so (the exec route cannot know
-//     the result and says "Unknown", see ExecUnknownIsSuccess);
+//     the result and says "Unknown", see Outcome.UnknownIsSuccess);
 //   - it never waits forever: every util invocation is bounded by RunTimeout, every HTTP
 //     request by a per-request timeout, the whole wait by WaitTimeout (ErrTimeout), and
 //     context cancellation returns ErrInterrupted (after aborting the task on the API route).
@@ -31,7 +31,7 @@
 //     unparseable answer always fails at once.
 //   - On WaitTimeout the task is not aborted (the log says so); on cancellation the API route
 //     aborts it (POST task/{id}/abort), the exec route cannot and says so.
-//   - An exec-route Unknown is not a failure by default (ExecUnknownIsSuccess); an API-route
+//   - An exec-route Unknown is not a failure by default (Outcome.UnknownIsSuccess); an API-route
 //     Unknown (no result row after a restart, an existing non-backup task) always is.
 //
 // Error convention: Run returns a nil error whenever the job really finished and its result
@@ -156,14 +156,13 @@ type Outcome struct {
 	Result  Result
 	Message string // e.g. ErrorMessage of a failed task, first error/warning, or why Unknown
 	// Started is when we first saw the task active; if we never saw it active, when we asked
-	// Duplicati to run it. Finished is when we saw it finished. Both by Options.Now.
+	// Duplicati to run it. Finished is when we saw it finished.
 	Started, Finished time.Time
 	// Existing is true when Duplicati already had a task for this backup queued or active, so
 	// `run` enqueued nothing and we waited for that task (which may be a verify/compact).
 	Existing bool
-	// UnknownIsSuccess is set by the exec route from Options.ExecUnknownIsSuccess: a Result of
-	// Unknown there is normal (the route cannot see results) and the caller may count it as
-	// success. The API route never sets it: Unknown there means something went wrong.
+	// UnknownIsSuccess is set by the exec route: a Result of Unknown there is normal (the
+	// route cannot see results) and the caller may count it as success, as the seed did. The API route never sets it: Unknown there means something went wrong.
 	UnknownIsSuccess bool
 }
 
@@ -188,7 +187,7 @@ type Options struct {
 	// Command is the argv prefix of duplicati-server-util, e.g.
 	// {"podman","exec","duplicati","duplicati-server-util"}. Never use `-t`/`-it`: with a TTY the
 	// util may block on a password prompt. The exec route does not pass Password: inside the
-	// container the util signs in through the server database (reference §1.5); put
+	// container the util signs in through the server database; put
 	// `--password` into Command yourself if you must (it is then visible in ps).
 	Command []string
 	// RunTimeout bounds every util invocation (default 25s). A hung `run` is killed (its
@@ -196,13 +195,6 @@ type Options struct {
 	// (or a status taken while `run` hung must have shown it), else Run fails. A hung
 	// `status` is killed and reported as ErrUnreachable.
 	RunTimeout time.Duration
-	// ExecUnknownIsSuccess (default true when nil) is copied into Outcome.UnknownIsSuccess by
-	// the exec route, which cannot learn a job's result (see execBackend). The seed counted
-	// such runs as successful; Run logs "outcome not reported by the exec route" and keeps
-	// Result "Unknown" either way, so the CLI can warn. It is a pointer because its default
-	// is true (a plain bool could not tell "unset" from false); see BoolPtr.
-	ExecUnknownIsSuccess *bool
-
 	// API route.
 
 	// URL of the server, e.g. http://127.0.0.1:8200. Non-empty selects the API route.
@@ -225,12 +217,7 @@ type Options struct {
 	// Logf gets one line per state change and progress lines at most every 30s. Never
 	// secrets. nil discards.
 	Logf func(format string, args ...any)
-	// Now is the clock for Outcome times and t0 (default time.Now). Timers use real time.
-	Now func() time.Time
 }
-
-// BoolPtr returns &b, for Options.ExecUnknownIsSuccess.
-func BoolPtr(b bool) *bool { return &b }
 
 const (
 	defaultRunTimeout      = 25 * time.Second
@@ -256,12 +243,6 @@ func New(o Options) (Backend, error) {
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.ExecUnknownIsSuccess == nil {
-		o.ExecUnknownIsSuccess = BoolPtr(true)
 	}
 	switch {
 	case o.URL != "":

@@ -18,14 +18,14 @@ import (
 //     backup IDs. So completion is "our backup is neither active nor queued", which needs
 //     care: it must have been seen first (or `run` must have returned cleanly, which means
 //     the POST was accepted), and it must be gone in TWO consecutive polls because the server
-//     reads the active task and the queue non-atomically (reference §3.1 (6)).
+//     reads the active task and the queue non-atomically.
 //   - The result (Success/Warning/...) is not visible: `status` shows none, and the only
 //     util command that reports one is `run --wait` (2.2.0.2 and later, exit code only from
 //     2.3.1.0). `run --wait` is deliberately NOT used: it re-authenticates and retries with
 //     no delay on every error, including "Backup is not queued or running", so a job that
-//     ends before its first check turns it into an endless busy loop (reference §3.1 (2));
-//     before 2.1.2.0 it crashes after 15 minutes (§3.1 (1)). So Result is always Unknown
-//     here, Outcome.UnknownIsSuccess tells the caller what Options.ExecUnknownIsSuccess says.
+//     ends before its first check turns it into an endless busy loop;
+//     before 2.1.2.0 it crashes after 15 minutes. So Result is always Unknown
+//     here, Outcome.UnknownIsSuccess is set so the caller may count the run as the seed did.
 //   - A task cannot be aborted through the util: on cancellation Run says so and returns.
 type execBackend struct {
 	o Options
@@ -113,7 +113,7 @@ const execUnknownMsg = "outcome not reported by the exec route"
 func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	o := e.o
 	logf := o.Logf
-	oc := Outcome{Job: job, Result: ResultUnknown, UnknownIsSuccess: *o.ExecUnknownIsSuccess}
+	oc := Outcome{Job: job, Result: ResultUnknown, UnknownIsSuccess: true}
 	deadline := time.NewTimer(o.WaitTimeout)
 	defer deadline.Stop()
 	began := time.Now()
@@ -152,7 +152,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 		logf("%s: the Duplicati server is paused: queued tasks do not start until it is resumed", label)
 	}
 
-	oc.Started = o.Now()
+	oc.Started = time.Now()
 	sawActive := false
 	logf("%s: asking Duplicati to run it", label)
 	runCtx, runCancel := context.WithCancel(ctx)
@@ -189,7 +189,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	}
 	interrupted := func() (Outcome, error) {
 		logf("%s: interrupted: the task keeps running in Duplicati; it cannot be aborted through duplicati-server-util", label)
-		oc.Finished = o.Now()
+		oc.Finished = time.Now()
 		return oc, fmt.Errorf("%s: waiting for Duplicati: %w", label, ErrInterrupted)
 	}
 
@@ -275,7 +275,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 					phase = "active"
 					if !sawActive {
 						sawActive = true
-						oc.Started = o.Now()
+						oc.Started = time.Now()
 					}
 				}
 				if phase != lastPhase {
@@ -308,7 +308,7 @@ func (e *execBackend) Run(ctx context.Context, job string) (Outcome, error) {
 				reset(confirmDelay) // second look: one reply can miss a task moving from queue to active
 				continue
 			}
-			oc.Finished = o.Now()
+			oc.Finished = time.Now()
 			if !seen {
 				logf("%s: the backup was never seen queued or active: it finished within one poll", label)
 			}

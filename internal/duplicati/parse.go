@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Parsers for duplicati-server-util plain-text output (reference §2, §3, §1.2). The text
+// Parsers for duplicati-server-util plain-text output (the formats of duplicati-server-util, Duplicati.CommandLine.ServerUtil in Duplicati's source). The text
 // format, not --json, is parsed because it is the same in every release that has `status`
 // (2.1.0.3 on), while --json only exists from 2.1.0.113 canary / 2.1.2.0 beta on.
 
@@ -154,7 +154,7 @@ func parseListBackups(out string) ([]backupEntry, error) {
 }
 
 // matchBackup picks the backup like ServerUtil's `run` and our API route: the first whose
-// name equals job case-insensitively or whose ID equals job exactly (reference §3).
+// name equals job case-insensitively or whose ID equals job exactly.
 func matchBackup(list []backupEntry, job string) (backupEntry, bool) {
 	for _, b := range list {
 		if strings.EqualFold(b.Name, job) || b.ID == job {

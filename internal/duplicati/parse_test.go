@@ -127,7 +127,7 @@ func TestNewPicksRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, ok := b.(*execBackend); !ok || e.o.PollInterval != defaultExecPoll || e.o.RunTimeout != defaultRunTimeout || !*e.o.ExecUnknownIsSuccess {
+	if e, ok := b.(*execBackend); !ok || e.o.PollInterval != defaultExecPoll || e.o.RunTimeout != defaultRunTimeout {
 		t.Fatalf("Command did not select the exec route with defaults: %#v", b)
 	}
 }

@@ -210,13 +210,6 @@ func TestRun(t *testing.T) {
 					t.Errorf("Message %q is not the task's ErrorMessage", oc.Message)
 				}
 			}},
-		{name: "exec unknown is not success when told", routes: []string{"exec"}, backups: docs(200*time.Millisecond, "Success"),
-			opts: func(o *Options) { o.ExecUnknownIsSuccess = BoolPtr(false) },
-			check: func(t *testing.T, e *env, route string, oc Outcome, err error, took time.Duration) {
-				if oc.UnknownIsSuccess || oc.Succeeded() {
-					t.Errorf("ExecUnknownIsSuccess=false ignored: %+v", oc)
-				}
-			}},
 		{name: "run hangs after enqueue, job outlasts RunTimeout", routes: []string{"exec"},
 			backups: docs(2*time.Second, "Success"), quirks: duplicatisim.Quirks{RunHangs: true},
 			opts: func(o *Options) { o.RunTimeout = 700 * time.Millisecond }, maxDur: 5 * time.Second,

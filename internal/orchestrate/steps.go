@@ -6,16 +6,19 @@
 package orchestrate
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/manager"
+	"github.com/backup-stack/backup-stack/internal/podman"
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // Errors that map to distinct exit codes of backup-stack.
@@ -26,19 +29,27 @@ var (
 	ErrNotFromUnit  = errors.New("not run from backup@.service")
 )
 
+// Containers answers which containers of a compose project run.
+type Containers interface {
+	Running(ctx context.Context, project string) ([]string, error)
+}
+
 // Env is what every step needs.
 type Env struct {
 	// Dir is the runtime state directory (see RuntimeDir).
 	Dir string
 	// InvocationID of the running backup@<stack>.service.
 	InvocationID string
-	Systemctl    Systemctl
-	// Podman is the podman binary; "" means "podman" from PATH.
-	Podman string
-	Logf   func(format string, args ...any)
+	Manager      manager.Manager
+	Containers   Containers
+	Log          *slog.Logger
 	// Poll is the interval of every wait loop.
 	Poll time.Duration
 }
+
+func (e *Env) info(format string, args ...any)  { e.Log.Info(fmt.Sprintf(format, args...)) }
+func (e *Env) warn(format string, args ...any)  { e.Log.Warn(fmt.Sprintf(format, args...)) }
+func (e *Env) error(format string, args ...any) { e.Log.Error(fmt.Sprintf(format, args...)) }
 
 func (e *Env) poll() time.Duration {
 	if e.Poll <= 0 {
@@ -54,28 +65,15 @@ func (e *Env) needInvocation() error {
 	return nil
 }
 
-// HoldUnit is the name of the stack's hold unit.
-func HoldUnit(stack string) string { return "backup-hold@" + stack + ".service" }
-
-// BackupUnit is the name of the stack's backup unit.
-func BackupUnit(stack string) string { return "backup@" + stack + ".service" }
-
 // SlotFor returns the slot of this runtime directory, whose holders are
 // checked against the manager.
 func (e *Env) SlotFor() Slot {
 	return Slot{Dir: e.Dir, Alive: func(ctx context.Context, h Holder) (bool, error) {
-		m, err := e.Systemctl.Show(ctx, BackupUnit(h.Stack), "InvocationID", "ActiveState")
+		ps, err := e.Manager.Show(ctx, []string{systemd.BackupService(h.Stack)}, "InvocationID", "ActiveState")
 		if err != nil {
 			return false, err
 		}
-		if m["InvocationID"] != h.InvocationID {
-			return false, nil
-		}
-		switch m["ActiveState"] {
-		case "activating", "active", "deactivating", "reloading":
-			return true, nil
-		}
-		return false, nil
+		return ps[0]["InvocationID"] == h.InvocationID && systemd.Running(ps[0]["ActiveState"]), nil
 	}}
 }
 
@@ -120,7 +118,7 @@ func Gate(ctx context.Context, e *Env, st *hcl.Stack, maxWait time.Duration, idl
 	defer cancel()
 	me := Holder{Stack: st.Name, InvocationID: e.InvocationID, Since: time.Now()}
 	err := e.SlotFor().Take(wctx, me, e.poll(), func(h Holder) {
-		e.Logf("waiting for the backup slot: stack %q is being backed up (since %s); stack %q stays up meanwhile",
+		e.info("waiting for the backup slot: stack %q is being backed up (since %s); stack %q stays up meanwhile",
 			h.Stack, h.Since.Format(time.TimeOnly), st.Name)
 	})
 	if err != nil {
@@ -129,7 +127,7 @@ func Gate(ctx context.Context, e *Env, st *hcl.Stack, maxWait time.Duration, idl
 		}
 		return err
 	}
-	e.Logf("took the backup slot")
+	e.info("took the backup slot")
 	if err := waitIdle(wctx, e, maxWait, idle); err != nil {
 		return err
 	}
@@ -152,14 +150,14 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 			if failures >= 3 {
 				return fmt.Errorf("%w: %w", ErrUnreachable, err)
 			}
-			e.Logf("Duplicati did not answer (%v); trying again", err)
+			e.warn("Duplicati did not answer (%v); trying again", err)
 		case ready:
-			e.Logf("Duplicati is idle")
+			e.info("Duplicati is idle")
 			return nil
 		default:
 			failures = 0
 			if words != last {
-				e.Logf("Duplicati is busy (%s); waiting before stopping anything", words)
+				e.info("Duplicati is busy (%s); waiting before stopping anything", words)
 				last = words
 			}
 		}
@@ -174,14 +172,14 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 func record(ctx context.Context, e *Env, st *hcl.Stack) error {
 	old, err := LoadRecord(e.Dir, st.Name)
 	if err != nil {
-		e.Logf("ignoring an unreadable record: %v", err)
+		e.warn("ignoring an unreadable record: %v", err)
 		old = nil
 	}
 	if old != nil && old.InvocationID != e.InvocationID && old.Held && !old.Restored {
 		// An earlier run stopped the stack and never restored it (manager
 		// crash, restore failure). What is active now is not the truth; that
 		// run's memory is.
-		e.Logf("an earlier backup (invocation %s, %s) left the stack held down; restoring what was active before it",
+		e.warn("an earlier backup (invocation %s, %s) left the stack held down; restoring what was active before it",
 			old.InvocationID, old.Gate.Format(time.DateTime))
 		old.InvocationID = e.InvocationID
 		old.Held = false
@@ -189,20 +187,25 @@ func record(ctx context.Context, e *Env, st *hcl.Stack) error {
 		return old.Save(e.Dir)
 	}
 	r := &Record{Stack: st.Name, InvocationID: e.InvocationID, Gate: time.Now()}
-	if r.UnitActive, err = e.Systemctl.Active(ctx, st.Unit); err != nil {
+	units := []string{st.Unit}
+	if st.OnDemand != nil {
+		units = append(units, st.OnDemand.Socket)
+		if st.OnDemand.Service != "" {
+			units = append(units, st.OnDemand.Service)
+		}
+	}
+	up, err := manager.Up(ctx, e.Manager, units...)
+	if err != nil {
 		return err
 	}
-	if st.OnDemand != nil {
-		if r.SocketActive, err = e.Systemctl.Active(ctx, st.OnDemand.Socket); err != nil {
-			return err
-		}
-		if st.OnDemand.Service != "" {
-			if r.ServiceActive, err = e.Systemctl.Active(ctx, st.OnDemand.Service); err != nil {
-				return err
-			}
-		}
+	r.UnitActive = up[0]
+	if len(up) > 1 {
+		r.SocketActive = up[1]
 	}
-	e.Logf("recorded: %s", r.describe(st))
+	if len(up) > 2 {
+		r.ServiceActive = up[2]
+	}
+	e.info("recorded: %s", r.describe(st))
 	return r.Save(e.Dir)
 }
 
@@ -250,66 +253,39 @@ func Hold(ctx context.Context, e *Env, st *hcl.Stack) error {
 	if err := r.Save(e.Dir); err != nil {
 		return err
 	}
-	e.Logf("stopping %s (starting %s)", st.Unit, HoldUnit(st.Name))
+	hold := systemd.HoldService(st.Name)
+	e.info("stopping %s (starting %s)", st.Unit, hold)
 	hctx, cancel := context.WithTimeout(ctx, st.StopTimeout+30*time.Second)
 	defer cancel()
-	if err := e.Systemctl.Start(hctx, HoldUnit(st.Name)); err != nil {
+	if err := e.Manager.Start(hctx, hold); err != nil {
 		return err
 	}
-	if active, err := e.Systemctl.Active(ctx, st.Unit); err != nil {
+	if active, err := manager.IsUp(ctx, e.Manager, st.Unit); err != nil {
 		return err
 	} else if active {
-		return fmt.Errorf("%s is still active after %s started", st.Unit, HoldUnit(st.Name))
+		return fmt.Errorf("%s is still active after %s started", st.Unit, hold)
 	}
-	e.Logf("%s is down for the backup", st.Unit)
+	e.info("%s is down for the backup", st.Unit)
 	return nil
-}
-
-// Running lists the running containers of a compose project.
-func (e *Env) Running(ctx context.Context, label string) ([]string, error) {
-	bin := e.Podman
-	if bin == "" {
-		bin = "podman"
-	}
-	out, err := exec.CommandContext(ctx, bin, "ps", "--filter", "label=io.podman.compose.project="+label, "--format", "{{.Names}}").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("podman ps: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return nil, fmt.Errorf("podman ps: %w", err)
-	}
-	var names []string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		if n := strings.TrimSpace(sc.Text()); n != "" {
-			names = append(names, n)
-		}
-	}
-	return names, nil
 }
 
 // WaitStopped waits until no container of the stack's compose project runs.
 func WaitStopped(ctx context.Context, e *Env, st *hcl.Stack) error {
-	bin := e.Podman
-	if bin == "" {
-		bin = "podman"
-	}
-	if _, err := exec.LookPath(bin); err != nil {
-		e.Logf("podman not found (%v); not waiting for containers labelled io.podman.compose.project=%s", err, st.ProjectLabel)
-		return nil
-	}
 	wctx, cancel := context.WithTimeout(ctx, st.StopTimeout)
 	defer cancel()
 	start := time.Now()
 	var last []string
 	for {
-		names, err := e.Running(wctx, st.ProjectLabel)
+		names, err := e.Containers.Running(wctx, st.ProjectLabel)
+		if errors.Is(err, podman.ErrNotInstalled) {
+			e.warn("%v; not waiting for containers labelled %s=%s", err, podman.ProjectLabel, st.ProjectLabel)
+			return nil
+		}
 		if err != nil && wctx.Err() == nil {
 			return err
 		}
 		if err == nil && len(names) == 0 {
-			e.Logf("no container of project %q runs (waited %s)", st.ProjectLabel, time.Since(start).Round(time.Millisecond))
+			e.info("no container of project %q runs (waited %s)", st.ProjectLabel, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
 		if err == nil {
@@ -319,10 +295,12 @@ func WaitStopped(ctx context.Context, e *Env, st *hcl.Stack) error {
 		case <-wctx.Done():
 			return fmt.Errorf("containers of project %q still running after stop_timeout %s: %s",
 				st.ProjectLabel, st.StopTimeout, strings.Join(last, ", "))
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(e.containerPoll()):
 		}
 	}
 }
+
+func (e *Env) containerPoll() time.Duration { return min(e.poll(), 250*time.Millisecond) }
 
 // RunHook runs one hook of ExecStopPost=. It only runs when this
 // invocation got past the gate (a backup that never began has nothing to
@@ -336,18 +314,18 @@ func RunHook(ctx context.Context, e *Env, st *hcl.Stack, kind string, ignoreFail
 		return err
 	}
 	if r == nil {
-		e.Logf("%s hook skipped: this run stopped before the gate let it begin", kind)
+		e.info("%s hook skipped: this run stopped before the gate let it begin", kind)
 		return nil
 	}
 	if len(argv) == 0 {
 		return errors.New("empty hook command")
 	}
-	e.Logf("%s hook: %s", kind, strings.Join(argv, " "))
+	e.info("%s hook: %s", kind, strings.Join(argv, " "))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		if ignoreFailure {
-			e.Logf("%s hook failed (%v); ignored as configured", kind, err)
+			e.warn("%s hook failed (%v); ignored as configured", kind, err)
 			return nil
 		}
 		_ = AddFailure(e.Dir, st.Name, e.InvocationID, kind+" hook")
@@ -367,7 +345,7 @@ func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
 		return err
 	}
 	if r == nil || !r.Held {
-		e.Logf("nothing to restore: %s was not stopped by this run", st.Unit)
+		e.info("nothing to restore: %s was not stopped by this run", st.Unit)
 		return nil
 	}
 	fail := func(err error) error {
@@ -376,7 +354,7 @@ func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, st.StopTimeout+30*time.Second)
 	defer cancel()
-	if err := e.Systemctl.StopAlone(sctx, HoldUnit(st.Name)); err != nil {
+	if err := e.Manager.Stop(sctx, true, systemd.HoldService(st.Name)); err != nil {
 		return fail(fmt.Errorf("releasing the hold: %w", err))
 	}
 	var start []string
@@ -398,17 +376,21 @@ func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
 		}
 	}
 	if len(start) == 0 {
-		e.Logf("restore (%s): nothing was active before, nothing to start", st.RestorePolicy)
+		e.info("restore (%s): nothing was active before, nothing to start", st.RestorePolicy)
 	} else {
-		e.Logf("restore (%s): starting %s", st.RestorePolicy, strings.Join(start, " "))
+		e.info("restore (%s): starting %s", st.RestorePolicy, strings.Join(start, " "))
 		tctx, cancel := context.WithTimeout(ctx, st.StartTimeout)
 		defer cancel()
-		if err := e.Systemctl.Start(tctx, start...); err != nil {
+		if err := e.Manager.Start(tctx, start...); err != nil {
 			return fail(fmt.Errorf("restore: %w", err))
 		}
-		for _, u := range start {
-			if ok, err := e.Systemctl.Active(ctx, u); err != nil || !ok {
-				return fail(fmt.Errorf("restore: %s is not active after its start (%v)", u, err))
+		up, err := manager.Up(ctx, e.Manager, start...)
+		if err != nil {
+			return fail(fmt.Errorf("restore: cannot tell whether %s came up: %w", strings.Join(start, " "), err))
+		}
+		for i, u := range start {
+			if !up[i] {
+				return fail(fmt.Errorf("restore: %s is not active after its start", u))
 			}
 		}
 	}
@@ -416,7 +398,7 @@ func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
 	if err := r.Save(e.Dir); err != nil {
 		return fail(err)
 	}
-	e.Logf("stack restored; down for %s", r.RestoredAt.Sub(r.HeldAt).Round(time.Millisecond))
+	e.info("stack restored; down for %s", r.RestoredAt.Sub(r.HeldAt).Round(time.Millisecond))
 	return nil
 }
 
@@ -436,7 +418,7 @@ func Release(ctx context.Context, e *Env, st *hcl.Stack) (*Record, []string, err
 			errs = append(errs, err)
 		}
 	} else if r != nil {
-		e.Logf("keeping the record: the stack was not restored; the next backup of %s will restore it", st.Name)
+		e.error("keeping the record: the stack was not restored; the next backup of %s will restore it", st.Name)
 	}
 	if err := e.SlotFor().Release(Holder{Stack: st.Name, InvocationID: e.InvocationID}); err != nil {
 		errs = append(errs, fmt.Errorf("releasing the slot: %w", err))

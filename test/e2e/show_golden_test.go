@@ -17,8 +17,8 @@ var updateShow = flag.Bool("update-show", false, "rewrite test/e2e/testdata/show
 
 // showVolatile are the properties left out of the comparison: each one differed between two
 // runs of the same code on the same machine (found by running the test twice against the same
-// golden files), so it says nothing about the generator. Everything else is compared, host
-// dependent values (Limit*, TasksMax) included: the golden files are for this machine.
+// golden files), so it says nothing about the generator. Host-dependent values (Limit*,
+// TasksMax, MemoryAvailable: see showHostDependent) are left out too. Everything else is compared.
 //
 // Nothing here is started but timers.target (active since manager start) and the test's own
 // anchor; the backup@<stack>.timer units stay inactive (the stacks appear only at the
@@ -39,6 +39,14 @@ var showVolatile = map[string]string{
 	"AssertTimestampMonotonic":       "clock",
 	// A random 128-bit ID per activation (timers.target).
 	"InvocationID": "random",
+}
+
+// showHostDependent says which properties come from the machine and the process that
+// started the manager (resource limits inherited from its rlimits, the kernel's task and
+// memory ceilings), not from any unit file: CI's shell may have other ulimits than a
+// developer's.
+func showHostDependent(k string) bool {
+	return strings.HasPrefix(k, "Limit") || k == "TasksMax" || k == "MemoryAvailable"
 }
 
 // showSetProps hold unit names (or paths) that systemd keeps in hash maps with a random key
@@ -403,7 +411,7 @@ func showNormalizer(e *env, anchor string) func(string) []string {
 				lines = append(lines, paths.Replace(line))
 				continue
 			}
-			if _, drop := showVolatile[k]; drop {
+			if _, drop := showVolatile[k]; drop || showHostDependent(k) {
 				continue
 			}
 			if showSetProps[k] {

@@ -1,12 +1,10 @@
-package units
+package systemd
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/backup-stack/backup-stack/hcl"
 )
 
 // ExecWord quotes one argument for an Exec*= line so that systemd hands it
@@ -61,7 +59,7 @@ func ExecLine(prefix string, argv []string) (string, error) {
 	if strings.ContainsAny(argv[0][:1], "-@:+!|") {
 		return "", fmt.Errorf("program %q starts with a character systemd reads as a prefix", argv[0])
 	}
-	if err := hcl.CheckProgram(argv[0]); err != nil {
+	if err := CheckProgram(argv[0]); err != nil {
 		return "", err
 	}
 	words := make([]string, len(argv))

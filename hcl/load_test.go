@@ -318,7 +318,6 @@ func TestDir(t *testing.T) {
 	}
 }
 
-
 // TestLoadStackFileOfItsNameWins: when stacks/x.hcl and another file both
 // define stack x, stacks/x.hcl wins in Load, as it does in LoadStack.
 func TestLoadStackFileOfItsNameWins(t *testing.T) {

@@ -32,4 +32,3 @@ func expandHome(p string) string {
 	}
 	return p
 }
-

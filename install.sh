@@ -21,7 +21,7 @@ into DIR (default ~/.local/bin) and makes systemd run the generator:
   --rootless  no root at all: the units are rendered into
               ~/.config/systemd/user/ (a manifest there lets later renders
               remove the units of deleted stacks; files not in it are never
-              touched) by `backup-generator --user-units`, run by
+              touched) by `backup-stack render`, run by
               backup-generator-render.service, which
               backup-generator-render.path starts when a file in
               ~/.config/backup-stack/stacks/ or config.hcl changes (and which
@@ -126,7 +126,7 @@ ask() {
 #   dir        a directory we created (removed only when empty)
 #   rootfile   a symlink made as root   rootdir   a directory made as root
 #   template   SHA256 PATH: a copy of _template.hcl, removed only if unchanged
-#   units      a unit directory written by `backup-generator --user-units`
+#   units      a unit directory written by `backup-stack render`
 
 ENTRIES=()
 load_manifest() {
@@ -341,11 +341,11 @@ uninstall() {
 		return 0
 	fi
 	echo "Uninstalling what $MANIFEST lists:"
-	local reachable=0 e kind path gen="" pending=() need_root=0
+	local reachable=0 e kind path helper="" pending=() need_root=0
 	manager_reachable && reachable=1
 	for e in "${ENTRIES[@]}"; do
 		case "$e" in
-		"file "*/backup-generator) gen=${e#file } ;;
+		"file "*/backup-stack) helper=${e#file } ;;
 		"rootfile "* | "rootdir "*) need_root=1 ;;
 		esac
 	done
@@ -363,9 +363,9 @@ uninstall() {
 		if [ $reachable = 1 ]; then
 			user_systemctl stop "$RENDER.path" "$RENDER.service" >/dev/null 2>&1 || true
 		fi
-		local reload=()
-		[ $reachable = 1 ] && reload=(--reload)
-		if [ -n "$gen" ] && [ -x "$gen" ] && "$gen" --user-units "$path" --clean ${reload[@]+"${reload[@]}"} | sed 's/^/  /'; then
+		local reload=(--no-reload)
+		[ $reachable = 1 ] && reload=()
+		if [ -n "$helper" ] && [ -x "$helper" ] && "$helper" render --clean ${reload[@]+"${reload[@]}"} "$path" | sed 's/^/  /'; then
 			:
 		elif [ -f "$path/.backup-generator-manifest" ]; then
 			# Fallback without the binary: the manifest's own format is "f|l|d PATH".
@@ -609,50 +609,34 @@ install_main() {
 	echo "  systemctl --user start backup@<stack>"
 }
 
+# fill_template NAME: templates/NAME with the rootless mode's placeholders filled in.
+fill_template() {
+	local t
+	t=$(cat "$SRC/templates/$1") || die "missing template $SRC/templates/$1"
+	t=${t//@HELPER@/$(exec_word "$PREFIX/backup-stack")}
+	t=${t//@CONFIG_DIR_WORD@/$(exec_word "$CFG_DIR")}
+	t=${t//@UNIT_DIR_WORD@/$(exec_word "$UNIT_DIR")}
+	t=${t//@STACKS_DIR@/$(unit_path "$STACKS_DIR")}
+	t=${t//@CONFIG_FILE@/$(unit_path "$CFG_DIR/config.hcl")}
+	t=${t//@UNIT_DIR@/$(unit_path "$UNIT_DIR")}
+	printf '%s\n' "$t"
+}
+
 install_rootless() {
+	local t
+	for t in "$RENDER.path" "$RENDER.service"; do
+		[ -f "$SRC/templates/$t" ] || die "missing $SRC/templates/$t (run install.sh from the source tree)"
+	done
 	mkdir_tracked "$UNIT_DIR"
-	local gen=$PREFIX/backup-generator
-	put_content "$UNIT_DIR/$RENDER.path" 0644 <<EOF
-# Installed by backup-stack's install.sh (rootless mode).
-# Re-renders the backup units when a stack file or config.hcl changes.
-[Unit]
-Description=Watch backup-stack's stack files and re-render the backup units
-Documentation=https://github.com/backup-stack/backup-stack#install
-
-[Path]
-PathChanged=$(unit_path "$STACKS_DIR")
-PathChanged=$(unit_path "$CFG_DIR/config.hcl")
-Unit=$RENDER.service
-
-[Install]
-WantedBy=default.target
-EOF
-	put_content "$UNIT_DIR/$RENDER.service" 0644 <<EOF
-# Installed by backup-stack's install.sh (rootless mode).
-# Renders the backup units into $(unit_path "$UNIT_DIR") (tracked by its
-# .backup-generator-manifest) and tells the manager. Started by
-# $RENDER.path on a change and once when the manager starts.
-[Unit]
-Description=Render backup-stack's backup units (rootless mode)
-Documentation=https://github.com/backup-stack/backup-stack#install
-
-[Service]
-Type=oneshot
-# --reload: when something changed, daemon-reload and (re)start or stop the
-# timers whose schedule changed (a daemon-reload alone does not start a timer
-# newly wanted by timers.target, nor stop the timer of a removed stack).
-ExecStart=$(exec_word "$gen") --user-units $(exec_word "$UNIT_DIR") --config $(exec_word "$CFG_DIR") --reload
-
-[Install]
-WantedBy=default.target
-EOF
+	put_content "$UNIT_DIR/$RENDER.path" 0644 < <(fill_template "$RENDER.path")
+	put_content "$UNIT_DIR/$RENDER.service" 0644 < <(fill_template "$RENDER.service")
 	mkdir_tracked "$UNIT_DIR/default.target.wants"
 	put_link "../$RENDER.path" "$UNIT_DIR/default.target.wants/$RENDER.path"
 	put_link "../$RENDER.service" "$UNIT_DIR/default.target.wants/$RENDER.service"
 	record "units $UNIT_DIR"
-	local out reload=()
-	[ $REACHABLE = 1 ] && reload=(--reload)
-	out=$("$gen" --user-units "$UNIT_DIR" --config "$CFG_DIR" ${reload[@]+"${reload[@]}"} 2>&1) || die "rendering the units failed: $out"
+	local out reload=(--no-reload)
+	[ $REACHABLE = 1 ] && reload=()
+	out=$("$PREFIX/backup-stack" --config "$CFG_DIR" render ${reload[@]+"${reload[@]}"} "$UNIT_DIR" 2>&1) || die "rendering the units failed: $out"
 	case "$out" in
 	*" 0 written, "*" 0 removed"*) say "unchanged units rendered in $UNIT_DIR" ;;
 	*)

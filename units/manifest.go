@@ -1,6 +1,6 @@
 package units
 
-// Managed output: the rootless install (`backup-generator --user-units DIR`)
+// Managed output: the rootless install (`backup-stack render DIR`)
 // writes the same files the generator would, but into a directory the user
 // shares with their own units (~/.config/systemd/user). A manifest in that
 // directory lists what backup-generator wrote, so that
@@ -36,7 +36,7 @@ import (
 // backup-generator wrote there.
 const ManifestName = ".backup-generator-manifest"
 
-const manifestHeader = "# Files written by `backup-generator --user-units` into this directory, one per line:\n" +
+const manifestHeader = "# Files written by `backup-stack render` into this directory, one per line:\n" +
 	"# f = regular file, l = symlink, d = directory it created. Files not listed are never touched.\n"
 
 // ManagedResult says what WriteManaged or RemoveManaged did; paths are

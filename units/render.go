@@ -58,7 +58,9 @@ func (e *StackError) Error() string {
 func (e *StackError) Unwrap() error { return e.Err }
 
 // Render returns the templates and the files of every stack, in a fixed
-// order. A stack that cannot be rendered is left out and reported in the
+// order. It expects a Set from hcl.Load, whose decoder has already refused
+// bad stack names, unit names and programs (package systemd's checks); what
+// it still checks is what quoting needs (systemd.ExecLine, PlainValue). A stack that cannot be rendered is left out and reported in the
 // joined error (each a *StackError); the others are still rendered.
 func Render(set *hcl.Set, opt Options) ([]File, error) {
 	if !path.IsAbs(opt.Helper) {
@@ -108,9 +110,6 @@ type renderer struct {
 }
 
 func (r *renderer) stack(st *hcl.Stack, prev string) ([]File, error) {
-	if !systemd.ValidStackName(st.Name) {
-		return nil, fmt.Errorf("invalid stack name")
-	}
 	src, err := systemd.PlainValue(st.File)
 	if err != nil {
 		return nil, fmt.Errorf("file path: %w", err)
@@ -257,11 +256,6 @@ func holdDropIn(st *hcl.Stack, src string) ([]byte, error) {
 		names = append(names, st.OnDemand.Socket)
 		if st.OnDemand.Service != "" {
 			names = append(names, st.OnDemand.Service)
-		}
-	}
-	for _, n := range names {
-		if err := systemd.CheckUnitName(n); err != nil {
-			return nil, err
 		}
 	}
 	list := strings.Join(names, " ")

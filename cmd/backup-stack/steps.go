@@ -189,6 +189,11 @@ func (c *ReleaseCmd) Run(ctx context.Context, app *App) error {
 		return err
 	}
 	r, failed, err := orchestrate.Release(context.WithoutCancel(ctx), s.env, s.st)
+	if errors.Is(err, orchestrate.ErrNotFromUnit) {
+		// Typed by hand: it is not part of a run, so it must not write a
+		// run's history or send its ping.
+		return stepErr(err)
+	}
 	result := os.Getenv("SERVICE_RESULT")
 	if len(failed) > 0 && result == "success" {
 		result = "failed"

@@ -181,8 +181,9 @@ func record(ctx context.Context, e *Env, st *hcl.Stack) error {
 		// run's memory is.
 		e.warn("an earlier backup (invocation %s, %s) left the stack held down; restoring what was active before it",
 			old.InvocationID, old.Gate.Format(time.DateTime))
+		// It stays Held: the stack is still down, so this run's restore must
+		// bring it back even if this run fails before its own hold.
 		old.InvocationID = e.InvocationID
-		old.Held = false
 		old.Inherited = true
 		return old.Save(e.Dir)
 	}
@@ -249,7 +250,12 @@ func Hold(ctx context.Context, e *Env, st *hcl.Stack) error {
 		return fmt.Errorf("no record of the gate for this run; refusing to stop %s", st.Unit)
 	}
 	// Mark first: from here on, whatever happens, the restore must run.
-	r.Held, r.HeldAt = true, time.Now()
+	if !r.Held || r.HeldAt.IsZero() {
+		// An inherited record keeps the earlier hold's time: the stack has
+		// been down since then.
+		r.HeldAt = time.Now()
+	}
+	r.Held = true
 	if err := r.Save(e.Dir); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ check iptables /usr/sbin/iptables               # used by netavark
 check systemd /lib/systemd/systemd              # the tests start `systemd --user` themselves
 check util-linux /usr/bin/unshare
 check make /usr/bin/make
+check strace /usr/bin/strace                  # the generator sandbox test watches its system calls
 if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then
 	need+=(busybox-static) # a dynamic busybox cannot be the base image's only binary
 fi

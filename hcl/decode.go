@@ -59,6 +59,7 @@ var hookSchema = &hhcl.BodySchema{
 	Attributes: []hhcl.AttributeSchema{
 		{Name: "command", Required: true},
 		{Name: "ignore_failure"},
+		{Name: "timeout"},
 	},
 }
 
@@ -444,7 +445,7 @@ func (d *decoder) decodeOnDemand(b *hhcl.Block) *OnDemand {
 }
 
 func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
-	h := Hook{Kind: b.Labels[0], Range: b.DefRange}
+	h := Hook{Kind: b.Labels[0], Range: b.DefRange, Timeout: DefaultHookTimeout}
 	ok := true
 	if !validHookKind(h.Kind) {
 		d.errorf(b.LabelRanges[0], "Unknown hook kind",
@@ -475,6 +476,7 @@ func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
 	if _, present := d.value(c.Attributes, "ignore_failure", &ig); present {
 		h.IgnoreFailure = ig
 	}
+	d.duration(c.Attributes, "timeout", &h.Timeout)
 	return h, ok
 }
 

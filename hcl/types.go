@@ -30,6 +30,7 @@ const (
 	DefaultRunTimeout   = 25 * time.Second
 	DefaultWaitTimeout  = 6 * time.Hour
 	DefaultPollInterval = 2 * time.Second
+	DefaultHookTimeout  = 5 * time.Minute
 	DefaultContainer    = "duplicati"
 	DefaultServerUtil   = "duplicati-server-util"
 )
@@ -102,7 +103,10 @@ type Hook struct {
 	Kind          string
 	Command       []string
 	IgnoreFailure bool
-	Range         hhcl.Range
+	// Timeout bounds the hook (default DefaultHookTimeout): a hook that
+	// hangs must not hold the slot, or the stack down, for hours.
+	Timeout time.Duration
+	Range   hhcl.Range
 }
 
 // Stack is one stacks/<name>.hcl after defaults were applied.

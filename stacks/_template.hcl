@@ -55,9 +55,12 @@ stack "example" {
   # Several hooks of one kind run in file order. A failing hook fails the
   # backup unless ignore_failure = true; the stack is restored either way.
   # The program is an absolute path or a name found in systemd's search path.
+  # Each hook is bounded by timeout (default "5m"): a hook that hangs is
+  # killed with its children and counts as failed.
   hook "pre_stop" {
     command        = ["podman", "exec", "example-app", "example-cli", "flush"]
     ignore_failure = true
+    timeout        = "1m"
   }
   hook "verify" {
     command = ["/usr/bin/curl", "-fsS", "http://127.0.0.1:8080/health"]

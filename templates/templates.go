@@ -6,14 +6,14 @@ package templates
 
 import "embed"
 
-// FS holds backup@.service, backup-hold@.service, backup-notify@.service
-// and backup@.timer.
+// FS holds backup@.service, backup-hold@.service, backup-notify@.service,
+// backup@.timer and backup-recover.service.
 //
-//go:embed backup@.service backup-hold@.service backup-notify@.service backup@.timer
+//go:embed backup@.service backup-hold@.service backup-notify@.service backup@.timer backup-recover.service
 var FS embed.FS
 
 // Names of the embedded templates, in the order they are written.
-var Names = []string{"backup@.service", "backup-hold@.service", "backup-notify@.service", "backup@.timer"}
+var Names = []string{"backup@.service", "backup-hold@.service", "backup-notify@.service", "backup@.timer", "backup-recover.service"}
 
 // HelperPlaceholder is replaced by the escaped path of backup-stack.
 const HelperPlaceholder = "@HELPER@"

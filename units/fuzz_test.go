@@ -152,10 +152,13 @@ func FuzzRender(f *testing.F) {
 			}
 			return
 		}
-		for _, tpl := range []struct{ path, verb string }{{"backup@.service", "run"}, {"backup-hold@.service", "held"}} {
-			v := sdValues(got[tpl.path], "Service", "ExecStart")
+		for _, tpl := range []struct{ path, key, verb string }{
+			{"backup@.service", "ExecStart", "run"}, {"backup@.service", "ExecStopPost", "finish"},
+			{"backup-hold@.service", "ExecStart", "held"},
+		} {
+			v := sdValues(got[tpl.path], "Service", tpl.key)
 			if len(v) != 1 {
-				t.Fatalf("%s ExecStart %q", tpl.path, v)
+				t.Fatalf("%s %s %q", tpl.path, tpl.key, v)
 			}
 			checkCommand(t, v[0], "fz", "", helper, []string{helper, tpl.verb, "fz"})
 		}
@@ -169,17 +172,13 @@ func FuzzRender(f *testing.F) {
 		}
 		pre := []want{
 			{"", helper, h("gate", "fz")},
-			{"", prog, []string{prog, arg}},
+			{"", helper, h("hook", "fz", "pre_stop", "1", "--", prog, arg)},
 			{"", helper, h("hold", "fz")},
 			{"", helper, h("wait-stopped", "fz")},
 		}
-		post := []want{
-			{"-", helper, h("hook", "fz", "post_backup", "--ignore-failure", "--", prog, arg, arg)},
-			{"-", helper, h("restore", "fz")},
-			{"-", helper, h("hook", "fz", "verify", "--", prog)},
-			{"", helper, h("release", "fz")},
-		}
-		for key, ws := range map[string][]want{"ExecStartPre": pre, "ExecStopPost": post} {
+		// The drop-in has no ExecStopPost=: finish (in the template) runs
+		// post_backup and verify from the plan.
+		for key, ws := range map[string][]want{"ExecStartPre": pre, "ExecStopPost": nil} {
 			vals := sdValues(svc, "Service", key)
 			if len(vals) != len(ws) {
 				t.Fatalf("%s: %d lines, want %d: %q", key, len(vals), len(ws), vals)

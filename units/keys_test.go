@@ -3,6 +3,7 @@ package units
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/coreos/go-systemd/v22/unit"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/templates"
 )
 
 // TestEmulatorKnownLines pins the systemd emulation to examples from
@@ -156,7 +158,7 @@ func step(t *testing.T, value string) (prefix, name string) {
 		return c.Prefix, "hook:" + c.Argv[0]
 	}
 	if c.Argv[1] == "hook" {
-		return c.Prefix, "wrapped:" + c.Argv[3] + ":" + c.Argv[len(c.Argv)-1]
+		return c.Prefix, "hook:" + c.Argv[3] + ":" + c.Argv[4] + ":" + c.Argv[6]
 	}
 	return c.Prefix, c.Argv[1]
 }
@@ -167,64 +169,52 @@ func TestExecSequence(t *testing.T) {
 	opts := options(t, files["backup@app.service.d/50-stack.conf"])
 
 	type line struct{ prefix, name string }
-	var pre, post []line
+	var pre []line
 	for _, v := range values(opts, "Service", "ExecStartPre") {
 		p, n := step(t, v)
 		pre = append(pre, line{p, n})
 	}
-	for _, v := range values(opts, "Service", "ExecStopPost") {
-		p, n := step(t, v)
-		post = append(post, line{p, n})
-	}
-	// gate, pre_stop hooks, hold, wait-stopped, post_stop, pre_backup;
-	// "-" only on hooks with ignore_failure.
+	// gate, pre_stop hooks, hold, wait-stopped, post_stop, pre_backup: each
+	// hook through the helper (H hook S KIND N -- argv), which runs the
+	// plan's hook with its timeout and honours ignore_failure itself, so no
+	// line carries "-".
 	wantPre := []line{
 		{"", "gate"},
-		{"-", "hook:podman"},
-		{"", "hook:/usr/local/bin/flush"},
+		{"", "hook:pre_stop:1:podman"},
+		{"", "hook:pre_stop:2:/usr/local/bin/flush"},
 		{"", "hold"},
 		{"", "wait-stopped"},
-		{"", "hook:/usr/bin/logger"},
-		{"-", "hook:/usr/bin/sync"},
-	}
-	// post_backup, pre_start, restore, post_start, verify, release; every
-	// line but the last carries "-" so a failure never skips the restore
-	// or the release.
-	wantPost := []line{
-		{"-", "wrapped:post_backup:result=$SERVICE_RESULT"},
-		{"-", "wrapped:post_backup:/usr/local/bin/notify-2"},
-		{"-", "wrapped:pre_start:pre_start"},
-		{"-", "restore"},
-		{"-", "wrapped:post_start:--off"},
-		{"-", "wrapped:verify:http://127.0.0.1:8080/status.php"},
-		{"", "release"},
+		{"", "hook:post_stop:1:/usr/bin/logger"},
+		{"", "hook:pre_backup:1:/usr/bin/sync"},
 	}
 	if !reflect.DeepEqual(pre, wantPre) {
 		t.Errorf("ExecStartPre sequence\n got %v\nwant %v", pre, wantPre)
 	}
-	if !reflect.DeepEqual(post, wantPost) {
-		t.Errorf("ExecStopPost sequence\n got %v\nwant %v", post, wantPost)
+	// ExecStart= and ExecStopPost= are the template's alone (run, finish):
+	// a drop-in lost at a daemon-reload cannot take the restore with it.
+	for _, k := range []string{"ExecStart", "ExecStopPost"} {
+		if v := values(opts, "Service", k); len(v) != 0 {
+			t.Errorf("the drop-in must not set %s= (the template has it): %q", k, v)
+		}
 	}
-	if v := values(opts, "Service", "ExecStart"); len(v) != 0 {
-		t.Errorf("the drop-in must not touch ExecStart= (the template runs `run %%i`): %q", v)
+	// The hooks finish runs are listed for people, in order, as X- keys.
+	shown := values(opts, "Service", "X-FinishHook")
+	wantShown := []string{"post_backup", "post_backup", "pre_start", "post_start", "verify"}
+	if len(shown) != len(wantShown) {
+		t.Fatalf("X-FinishHook %q", shown)
+	}
+	for i, k := range wantShown {
+		if !strings.HasPrefix(shown[i], k+" ") {
+			t.Errorf("X-FinishHook[%d] = %q, want the %s hook", i, shown[i], k)
+		}
 	}
 
-	// The hook arguments arrive byte for byte.
+	// The hook arguments arrive byte for byte, after "--".
 	flush := st.HooksOf("pre_stop")[1].Command
 	cmds, err := sdParseExec(values(opts, "Service", "ExecStartPre")[2], "")
-	if err != nil || !reflect.DeepEqual(cmds[0].Argv, flush) {
-		t.Errorf("flush hook argv %q, want %q (%v)", cmds[0].Argv, flush, err)
-	}
-	// Wrapped hooks: H hook <stack> <kind> [--ignore-failure] -- argv...
-	cmds, err = sdParseExec(values(opts, "Service", "ExecStopPost")[4], "")
-	want := append([]string{goldenHelper, "hook", "app", "post_start", "--ignore-failure", "--"}, st.HooksOf("post_start")[0].Command...)
+	want := append([]string{goldenHelper, "hook", "app", "pre_stop", "2", "--"}, flush...)
 	if err != nil || !reflect.DeepEqual(cmds[0].Argv, want) {
-		t.Errorf("wrapped post_start argv %q, want %q (%v)", cmds[0].Argv, want, err)
-	}
-	cmds, err = sdParseExec(values(opts, "Service", "ExecStopPost")[0], "")
-	want = append([]string{goldenHelper, "hook", "app", "post_backup", "--"}, st.HooksOf("post_backup")[0].Command...)
-	if err != nil || !reflect.DeepEqual(cmds[0].Argv, want) {
-		t.Errorf("wrapped post_backup argv %q, want %q (%v)", cmds[0].Argv, want, err)
+		t.Errorf("flush hook argv %q, want %q (%v)", cmds[0].Argv, want, err)
 	}
 
 	// Timeouts come from units.Timeouts.
@@ -235,8 +225,11 @@ func TestExecSequence(t *testing.T) {
 	if got := one(t, opts, "Service", "TimeoutStopSec"); got != seconds(stop) {
 		t.Errorf("TimeoutStopSec=%s, want %s", got, seconds(stop))
 	}
-	// 90s stop, 3m start, 2 jobs of 25s run + 2h wait, gate waits 6h.
-	if seconds(start) != "36530" || seconds(stop) != "570" {
+	// Start: gate waits 6h, hold and container wait 2×90s, 2 jobs of 25s
+	// run + 2h wait, margin 5m, four ExecStartPre hooks of 5m.
+	// Stop: 90s hold release, 3×3m restore (start, settling, containers),
+	// margin 5m, five finish hooks of 5m.
+	if seconds(start) != "37730" || seconds(stop) != "2430" {
 		t.Errorf("Timeouts = %s, %s", seconds(start), seconds(stop))
 	}
 }
@@ -250,7 +243,7 @@ func TestTimeouts(t *testing.T) {
 	if want := 6*3600 + 240 + 3*(25+6*3600) + 300; seconds(start) != strconv.Itoa(want) {
 		t.Errorf("start %s, want %d", seconds(start), want)
 	}
-	if want := 120 + 300 + 300; seconds(stop) != strconv.Itoa(want) {
+	if want := 120 + 3*300 + 300; seconds(stop) != strconv.Itoa(want) {
 		t.Errorf("stop %s, want %d", seconds(stop), want)
 	}
 }
@@ -306,7 +299,7 @@ func TestEveryFileHasHeaderAndParses(t *testing.T) {
 		_, files := renderCase(t, name)
 		for p, f := range files {
 			if f.Link != "" {
-				if !strings.HasPrefix(p, "timers.target.wants/") {
+				if !strings.HasPrefix(p, "timers.target.wants/") && p != "default.target.wants/backup-recover.service" {
 					t.Errorf("unexpected link %s", p)
 				}
 				continue
@@ -353,10 +346,31 @@ func TestRenderDeterministic(t *testing.T) {
 	}
 }
 
+// TestRenderNoStacks: without a valid stack the templates and the recovery
+// unit are still written (a backup whose last stack file is deleted while
+// it runs keeps its run and finish, and recovery still runs at the next
+// start), and nothing else.
 func TestRenderNoStacks(t *testing.T) {
 	files, err := Render(loadCase(t, "empty"), Options{Helper: goldenHelper})
-	if err != nil || len(files) != 0 {
-		t.Errorf("no stacks: %d files, %v", len(files), err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Path)
+	}
+	want := append(append([]string{}, templates.Names...), "default.target.wants/backup-recover.service")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("no stacks: %v, want %v", got, want)
+	}
+}
+
+// TestGenerateWithoutConfigDir: a user without any configuration gets no
+// units at all (the generator runs in every user's manager).
+func TestGenerateWithoutConfigDir(t *testing.T) {
+	g := Generate(filepath.Join(t.TempDir(), "none"), Options{Helper: goldenHelper})
+	if len(g.Files) != 0 || len(g.Diags) != 0 || g.Err != nil {
+		t.Errorf("no config dir: %+v", g)
 	}
 }
 

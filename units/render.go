@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -73,10 +75,11 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helper path: %w", err)
 	}
+	// The templates are written even without a valid stack: a backup that
+	// runs while its (last) stack file is deleted or broken keeps its
+	// ExecStart= and ExecStopPost=, which are in the template, and the
+	// recovery runs at the next manager start.
 	var files []File
-	if len(set.Stacks) == 0 {
-		return nil, nil
-	}
 	for _, name := range templates.Names {
 		raw, err := templates.FS.ReadFile(name)
 		if err != nil {
@@ -85,6 +88,8 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 		content := Header + strings.ReplaceAll(string(raw), templates.HelperPlaceholder, helper)
 		files = append(files, File{Path: name, Content: []byte(content)})
 	}
+	link, target := systemd.RecoverWantsLink()
+	files = append(files, File{Path: link, Link: target})
 	r := renderer{cfg: set.Config, helper: opt.Helper}
 	var errs []error
 	// prev is the last stack rendered so far: each backup@ unit is ordered
@@ -191,59 +196,63 @@ func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte
 	}
 	pre := "ExecStartPre"
 	add(pre)(r.helperLine("", "gate", st.Name))
-	for _, h := range st.HooksOf("pre_stop") {
-		add(pre)(hookLine(h))
+	for i, h := range st.HooksOf("pre_stop") {
+		add(pre)(r.hookStep(st, h, i+1))
 	}
 	add(pre)(r.helperLine("", "hold", st.Name))
 	add(pre)(r.helperLine("", "wait-stopped", st.Name))
 	for _, kind := range []string{"post_stop", "pre_backup"} {
-		for _, h := range st.HooksOf(kind) {
-			add(pre)(hookLine(h))
+		for i, h := range st.HooksOf(kind) {
+			add(pre)(r.hookStep(st, h, i+1))
 		}
 	}
-	// Every ExecStopPost= line but the last carries "-": systemd skips the
-	// remaining ExecStopPost= lines after a failing one, and the restore and
-	// the slot release must never be skipped. Failures are recorded by the
-	// helper and reported by `release`, which makes the unit fail.
-	post := "ExecStopPost"
-	for _, kind := range []string{"post_backup", "pre_start"} {
+	// ExecStart= (run) and ExecStopPost= (finish) are in the template: a
+	// daemon-reload that loses this drop-in (its stack file deleted or
+	// broken mid-backup) drops its lines even from the running unit, and the
+	// restore must survive that. finish runs the hooks below from the plan;
+	// they are listed here (X- keys, which systemd ignores) so that
+	// `systemctl --user cat` still shows the whole sequence.
+	for _, kind := range []string{"post_backup", "pre_start", "post_start", "verify"} {
 		for _, h := range st.HooksOf(kind) {
-			add(post)(r.wrappedHook(st, h))
+			add("X-FinishHook")(hookShown(h))
 		}
 	}
-	add(post)(r.helperLine("-", "restore", st.Name))
-	for _, kind := range []string{"post_start", "verify"} {
-		for _, h := range st.HooksOf(kind) {
-			add(post)(r.wrappedHook(st, h))
-		}
-	}
-	add(post)(r.helperLine("", "release", st.Name))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return serialize(opts)
 }
 
-func (r *renderer) wrappedHook(st *hcl.Stack, h hcl.Hook) (string, error) {
-	args := []string{"hook", st.Name, h.Kind}
-	if h.IgnoreFailure {
-		args = append(args, "--ignore-failure")
+// hookStep runs hook n of its kind through the helper, which takes the
+// command from the plan and bounds it by its timeout; the command is on the
+// line too, for people reading `systemctl --user cat`.
+func (r *renderer) hookStep(st *hcl.Stack, h hcl.Hook, n int) (string, error) {
+	if _, err := hookLine(h); err != nil {
+		return "", err
 	}
-	args = append(args, "--")
-	args = append(args, h.Command...)
-	line, err := r.helperLine("-", args...)
+	args := append([]string{"hook", st.Name, h.Kind, strconv.Itoa(n), "--"}, h.Command...)
+	line, err := r.helperLine("", args...)
 	if err != nil {
 		return "", fmt.Errorf("hook %q at %s: %w", h.Kind, h.Range, err)
 	}
 	return line, nil
 }
 
-func hookLine(h hcl.Hook) (string, error) {
-	prefix := ""
-	if h.IgnoreFailure {
-		prefix = "-"
+// hookShown is how a hook that finish runs is listed in the drop-in.
+func hookShown(h hcl.Hook) (string, error) {
+	line, err := hookLine(h)
+	if err != nil {
+		return "", err
 	}
-	line, err := systemd.ExecLine(prefix, h.Command)
+	shown := h.Kind + " " + line
+	if h.IgnoreFailure {
+		shown += " (ignore_failure)"
+	}
+	return shown, nil
+}
+
+func hookLine(h hcl.Hook) (string, error) {
+	line, err := systemd.ExecLine("", h.Command)
 	if err != nil {
 		return "", fmt.Errorf("hook %q at %s: %w", h.Kind, h.Range, err)
 	}
@@ -273,7 +282,17 @@ func holdDropIn(st *hcl.Stack, src string) ([]byte, error) {
 func Timeouts(cfg *hcl.Config, st *hcl.Stack) (start, stop time.Duration) {
 	perJob := cfg.Duplicati.RunTimeout + st.WaitTimeout
 	start = cfg.Duplicati.WaitTimeout + 2*st.StopTimeout + time.Duration(len(st.Jobs))*perJob + Margin
-	stop = st.StopTimeout + st.StartTimeout + Margin
+	// finish: the hold's release (stop_timeout), the start and its settling
+	// (2 x start_timeout), the containers' return (start_timeout).
+	stop = st.StopTimeout + 3*st.StartTimeout + Margin
+	for _, h := range st.Hooks {
+		switch h.Kind {
+		case "pre_stop", "post_stop", "pre_backup":
+			start += h.Timeout
+		default:
+			stop += h.Timeout
+		}
+	}
 	return start, stop
 }
 
@@ -312,6 +331,11 @@ func (g Generated) Problems() int { return len(g.Broken) + len(g.Skipped) }
 // from HCL to unit files, shared by backup-generator and
 // `backup-stack render`.
 func Generate(dir string, opt Options) Generated {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// No configuration at all: a user who does not use backup-stack
+		// gets no units (the generator runs in every user's manager).
+		return Generated{}
+	}
 	set, diags := hcl.Load(dir)
 	g := Generated{Diags: diags, Broken: set.Broken}
 	files, err := Render(set, opt)

@@ -114,11 +114,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// only keeps the templates and the files of the named stacks.
+// only keeps the templates (and the recovery unit's link) and the files of
+// the named stacks.
 func only(files []units.File, stacks []string) []units.File {
+	recoverLink, _ := systemd.RecoverWantsLink()
 	var out []units.File
 	for _, f := range files {
-		if !strings.Contains(f.Path, "/") || slices.ContainsFunc(stacks, func(s string) bool { return ownedBy(f.Path, s) }) {
+		if !strings.Contains(f.Path, "/") || f.Path == recoverLink || slices.ContainsFunc(stacks, func(s string) bool { return ownedBy(f.Path, s) }) {
 			out = append(out, f)
 		}
 	}

@@ -115,8 +115,8 @@ func TestOneDir(t *testing.T) {
 	got := tree(t, out)
 	want := []string{
 		"backup-hold@.service", "backup-hold@good.service.d/50-stack.conf", "backup-hold@other.service.d/50-stack.conf", "backup-notify@.service",
-		"backup@.service", "backup@.timer", "backup@good.service.d/50-stack.conf", "backup@good.timer.d/50-schedule.conf",
-		"backup@other.service.d/50-stack.conf", "timers.target.wants/backup@good.timer",
+		"backup-recover.service", "backup@.service", "backup@.timer", "backup@good.service.d/50-stack.conf", "backup@good.timer.d/50-schedule.conf",
+		"backup@other.service.d/50-stack.conf", "default.target.wants/backup-recover.service", "timers.target.wants/backup@good.timer",
 	}
 	if !reflect.DeepEqual(keys(got), want) {
 		t.Errorf("files %v\nwant %v", keys(got), want)
@@ -192,12 +192,17 @@ func TestNoInput(t *testing.T) {
 	if got := tree(t, out); len(got) != 0 {
 		t.Errorf("files without input: %v", keys(got))
 	}
-	// An existing but empty stacks/ is no input either.
+	// A configuration without a valid stack (empty stacks/) gets the
+	// templates and the recovery unit: a backup whose last stack file goes
+	// while it runs keeps run and finish, and recovery runs at the next start.
 	if err := os.MkdirAll(filepath.Join(home, "nothing-here", "backup-stack", "stacks"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := runGen(t, "--helper", testHelper, out); code != 0 || stderr != "" || len(tree(t, out)) != 0 {
-		t.Errorf("empty stacks/: exit %d, stderr %q", code, stderr)
+	code, _, stderr = runGen(t, "--helper", testHelper, out)
+	want := []string{"backup-hold@.service", "backup-notify@.service", "backup-recover.service", "backup@.service", "backup@.timer",
+		"default.target.wants/backup-recover.service"}
+	if got := keys(tree(t, out)); code != 0 || stderr != "" || !reflect.DeepEqual(got, want) {
+		t.Errorf("empty stacks/: exit %d, stderr %q, files %v, want %v", code, stderr, got, want)
 	}
 }
 
@@ -296,7 +301,8 @@ func TestDryRunOfSomeStacks(t *testing.T) {
 	}
 	got := keys(parseDryRun(t, stdout))
 	want := []string{"backup-hold@.service", "backup-hold@other.service.d/50-stack.conf", "backup-notify@.service",
-		"backup@.service", "backup@.timer", "backup@other.service.d/50-stack.conf"}
+		"backup-recover.service", "backup@.service", "backup@.timer", "backup@other.service.d/50-stack.conf",
+		"default.target.wants/backup-recover.service"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("files %v\nwant %v", got, want)
 	}

@@ -177,11 +177,11 @@ func readSecret(path string) (string, error) {
 // logger logs one step of one stack: to stderr (the journal, with
 // priorities) and, when log_dir is set, also to
 // <log_dir>/backup-<stack>-YYYY-MM-DD.log with a timestamp.
-func (a *App) logger(cfg *hcl.Config, stack, step string) *slog.Logger {
+func (a *App) logger(logDir, stack, step string) *slog.Logger {
 	prefix := step + ": "
 	h := slog.Handler(journal.New(a.Stderr, journal.Options{Priorities: a.Priorities, Prefix: prefix}))
-	if cfg != nil && cfg.LogDir != "" && stack != "" {
-		f := &dailyFile{dir: cfg.LogDir, stack: stack, warn: func(err error) {
+	if logDir != "" && stack != "" {
+		f := &dailyFile{dir: logDir, stack: stack, warn: func(err error) {
 			fmt.Fprintf(a.Stderr, "%s%scannot write the log file: %v\n", a.priority(slog.LevelWarn), prefix, err)
 		}}
 		h = slog.NewMultiHandler(h, journal.New(f, journal.Options{Time: true, Prefix: prefix}))
@@ -242,6 +242,10 @@ func (a *App) env(log *slog.Logger, cfgPoll time.Duration) (*orchestrate.Env, er
 		}
 		dir = d
 	}
+	stateDir, err := a.stateDir()
+	if err != nil {
+		return nil, withCode(exitcode.Usage, err)
+	}
 	poll := a.Poll
 	if poll <= 0 {
 		poll = cfgPoll
@@ -251,6 +255,7 @@ func (a *App) env(log *slog.Logger, cfgPoll time.Duration) (*orchestrate.Env, er
 	}
 	return &orchestrate.Env{
 		Dir:          dir,
+		StateDir:     stateDir,
 		InvocationID: os.Getenv("INVOCATION_ID"),
 		Manager:      a.Manager,
 		Containers:   a.Containers,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +30,7 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 	}
 	stateDir, _ := app.stateDir()
 	states, _ := liveStates(ctx, app.Manager, set.Stacks)
+	down := app.leftDown(ctx)
 	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STACK\tUNIT\tLABEL\tJOBS\tSCHEDULE\tNEXT RUN\tLAST RESULT\tHELD")
 	for _, st := range set.Stacks {
@@ -36,6 +38,9 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 		held := "no"
 		if systemd.Up(states[st.Name].hold) {
 			held = "yes"
+		}
+		if p := down[st.Name]; p != nil {
+			held = leftDownWords(p)
 		}
 		last := "never"
 		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
@@ -46,6 +51,18 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Unit, st.ProjectLabel,
 			strings.Join(st.Jobs, ","), orDash(st.Schedule), next, last, held)
+	}
+	gone := make([]string, 0, len(down))
+	for name := range down {
+		gone = append(gone, name)
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		p := down[name]
+		if _, ok := set.Stack(name); !ok {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Settings.Unit, p.Settings.ProjectLabel,
+				strings.Join(p.Settings.Jobs, ","), "-", "-", "(no stack file now)", leftDownWords(p))
+		}
 	}
 	if len(set.Broken) > 0 {
 		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors (see backup-stack validate): %s\n", len(set.Broken), strings.Join(set.Broken, " "))

@@ -38,14 +38,14 @@ type CLI struct {
 	Render     RenderCmd     `cmd:"" help:"Rootless mode: write the generator's units into a unit directory (default ~/.config/systemd/user), tracked by a manifest."`
 	NotifyTest NotifyTestCmd `cmd:"" name:"notify-test" help:"Send a test through every notification channel configured for a stack."`
 
-	Gate        GateCmd        `cmd:"" group:"Steps run by backup@.service" help:"Wait for the backup slot and an idle Duplicati, check require_paths, record what is active."`
-	Hold        HoldCmd        `cmd:"" group:"Steps run by backup@.service" help:"Start the hold unit, which stops the stack."`
-	Held        HeldCmd        `cmd:"" group:"Steps run by backup@.service" help:"ExecStart of backup-hold@.service: log that the stack is held down."`
-	WaitStopped WaitStoppedCmd `cmd:"" name:"wait-stopped" group:"Steps run by backup@.service" help:"Wait until no container of the stack's compose project runs."`
-	Hook        HookCmd        `cmd:"" group:"Steps run by backup@.service" help:"Run an ExecStopPost hook (only if the backup began) and record a failure."`
-	Restore     RestoreCmd     `cmd:"" group:"Steps run by backup@.service" help:"Stop the hold unit and start what the restore policy says."`
-	Release     ReleaseCmd     `cmd:"" group:"Steps run by backup@.service" help:"Free the backup slot and report failed steps."`
-	Notify      NotifyCmd      `cmd:"" group:"Steps run by backup@.service" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
+	Gate        GateCmd        `cmd:"" group:"Steps run by the units" help:"Restore a stack an earlier backup left down; wait for the backup slot and an idle Duplicati; check require_paths; freeze the plan."`
+	Hook        HookCmd        `cmd:"" group:"Steps run by the units" help:"Run a hook of the plan, bounded by its timeout."`
+	Hold        HoldCmd        `cmd:"" group:"Steps run by the units" help:"Start the hold unit, which stops the stack."`
+	Held        HeldCmd        `cmd:"" group:"Steps run by the units" help:"ExecStart of backup-hold@.service: log that the stack is held down."`
+	WaitStopped WaitStoppedCmd `cmd:"" name:"wait-stopped" group:"Steps run by the units" help:"Wait until every container of the stack's compose project is down."`
+	Finish      FinishCmd      `cmd:"" group:"Steps run by the units" help:"ExecStopPost of backup@.service: hooks, restore, containers back, release, history (from the plan)."`
+	Notify      NotifyCmd      `cmd:"" group:"Steps run by the units" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
+	Recover     RecoverCmd     `cmd:"" group:"Steps run by the units" help:"Restore every stack a crash or shutdown left down (backup-recover.service, at manager start)."`
 }
 
 // exitError carries an exit code to main.

@@ -18,6 +18,7 @@ import (
 	"github.com/backup-stack/backup-stack/internal/duplicatisim"
 	"github.com/backup-stack/backup-stack/internal/exitcode"
 	"github.com/backup-stack/backup-stack/internal/manager/managertest"
+	"github.com/backup-stack/backup-stack/internal/podman"
 )
 
 func TestVerdict(t *testing.T) {
@@ -93,17 +94,30 @@ func (c *cli) run(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// fakePods is the containers of compose projects, by project label.
+// fakePods is the containers of compose projects, by project label: the
+// running ones by name; exited lists, by project, containers that podman
+// ps -a still shows as exited.
 type fakePods struct {
 	mu      sync.Mutex
 	running map[string][]string
+	exited  map[string][]string
 	err     error
 }
 
-func (p *fakePods) Running(_ context.Context, project string) ([]string, error) {
+func (p *fakePods) List(_ context.Context, project string) ([]podman.Container, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]string(nil), p.running[project]...), p.err
+	if p.err != nil {
+		return nil, p.err
+	}
+	var cs []podman.Container
+	for _, n := range p.running[project] {
+		cs = append(cs, podman.Container{Name: n, State: "running", Status: "Up 3 seconds"})
+	}
+	for _, n := range p.exited[project] {
+		cs = append(cs, podman.Container{Name: n, State: "exited", Status: "Exited (0) 1 second ago"})
+	}
+	return cs, nil
 }
 
 func (p *fakePods) set(project string, names ...string) {

@@ -23,6 +23,11 @@ func (c *ReloadCmd) Run(ctx context.Context, app *App) error {
 	for _, d := range diags {
 		fmt.Fprintln(app.Stderr, hcl.FormatDiag(d))
 	}
+	if sd, err := app.stateDir(); err == nil {
+		for _, w := range planWarnings(sd, set) {
+			fmt.Fprintln(app.Stderr, w)
+		}
+	}
 	var timers []string
 	for _, st := range set.Stacks {
 		if st.Schedule != "" {

@@ -24,9 +24,9 @@ const logExcerptLines = 20
 
 // logExcerpt returns the last lines of a stack's log: from log_dir when it
 // is set (today's file), else from the journal.
-func logExcerpt(ctx context.Context, cfg *hcl.Config, stack string) string {
-	if cfg.LogDir != "" {
-		if b, err := os.ReadFile(logPath(cfg.LogDir, stack, time.Now())); err == nil {
+func logExcerpt(ctx context.Context, logDir, stack string) string {
+	if logDir != "" {
+		if b, err := os.ReadFile(logPath(logDir, stack, time.Now())); err == nil {
 			return tail(string(b), logExcerptLines)
 		}
 	}
@@ -56,13 +56,13 @@ func tail(s string, n int) string {
 }
 
 // ping sends a health ping; a failure is logged and never fails a backup.
-func ping(ctx context.Context, log *slog.Logger, st *hcl.Stack, kind, body string) {
-	if st.Healthcheck == nil || st.Healthcheck.URL == "" {
+func ping(ctx context.Context, log *slog.Logger, hc *hcl.Healthcheck, kind, body string) {
+	if hc == nil || hc.URL == "" {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, 25*time.Second)
 	defer cancel()
-	if err := notify.Ping(pctx, nil, st.Healthcheck.URL, kind, body); err != nil {
+	if err := notify.Ping(pctx, nil, hc.URL, kind, body); err != nil {
 		log.Warn(fmt.Sprintf("health ping %q failed (the backup is not affected): %v", kind, err))
 		return
 	}
@@ -72,8 +72,8 @@ func ping(ctx context.Context, log *slog.Logger, st *hcl.Stack, kind, body strin
 // writeMetrics rewrites metrics_file from the history of every stack that
 // has a file in stacks/. It lists the files without decoding them: the step
 // that calls it reads only its own stack's file.
-func (a *App) writeMetrics(cfg *hcl.Config, stateDir string) error {
-	if cfg.MetricsFile == "" {
+func (a *App) writeMetrics(metricsFile, stateDir string) error {
+	if metricsFile == "" {
 		return nil
 	}
 	dir, err := a.configDir()
@@ -94,41 +94,73 @@ func (a *App) writeMetrics(cfg *hcl.Config, stateDir string) error {
 		}
 		ms = append(ms, m)
 	}
-	return metrics.Write(cfg.MetricsFile, ms)
+	return metrics.Write(metricsFile, ms)
 }
 
 // NotifyCmd is the ExecStart= of backup-notify@.service, which backup@
-// triggers through OnFailure=/OnSuccess=.
+// triggers through OnFailure=/OnSuccess=. It works from the plan of the run
+// that just ended (a stack file broken meanwhile must not silence it) and
+// falls back to the configuration when there is no plan.
 type NotifyCmd struct {
 	Stack string `arg:""`
 }
 
 func (c *NotifyCmd) Run(ctx context.Context, app *App) error {
-	cfg, st, err := app.stack(c.Stack)
+	if !systemd.ValidStackName(c.Stack) {
+		return withCode(exitcode.Usage, fmt.Errorf("%q is not a stack name", c.Stack))
+	}
+	ps, err := app.Manager.Show(ctx, []string{systemd.BackupService(c.Stack)}, "Result", "ExecMainStatus", "InvocationID")
 	if err != nil {
 		return err
 	}
-	log := app.logger(cfg, st.Name, "notify "+st.Name)
-	ps, err := app.Manager.Show(ctx, []string{systemd.BackupService(st.Name)}, "Result", "ExecMainStatus")
+	env, err := app.env(app.logger("", c.Stack, "notify "+c.Stack), 0)
 	if err != nil {
 		return err
 	}
-	e := notify.Event{Stack: st.Name, Result: ps[0]["Result"], ExitStatus: ps[0]["ExecMainStatus"], Kind: "failure"}
+	p, perr := orchestrate.LoadPlan(env.StateDir, c.Stack)
+	if perr != nil {
+		env.Log.Warn(perr.Error())
+	}
+	var n *hcl.Notify
+	logDir := ""
+	if p != nil && p.InvocationID == ps[0]["InvocationID"] {
+		n, logDir = p.Settings.Notify, p.Settings.LogDir
+	} else {
+		p = nil
+		cfg, st, err := app.stack(c.Stack)
+		if err != nil {
+			return err
+		}
+		n, logDir = st.Notify, cfg.LogDir
+	}
+	log := app.logger(logDir, c.Stack, "notify "+c.Stack)
+	e := notify.Event{Stack: c.Stack, Result: ps[0]["Result"], ExitStatus: ps[0]["ExecMainStatus"], Kind: "failure"}
 	if e.Result == "success" {
 		e.Kind = "success"
 	}
-	// A required ExecStopPost= step that failed also shows as a failure;
-	// the history written by release knows.
-	if dir, derr := app.stateDir(); derr == nil {
-		if h, herr := orchestrate.LoadHistory(dir, st.Name); herr == nil && h != nil && !h.Succeeded() {
+	// A step after the jobs that failed also shows as a failure; the
+	// history written by finish knows.
+	if h, herr := orchestrate.LoadHistory(env.StateDir, c.Stack); herr == nil && h != nil && h.InvocationID == ps[0]["InvocationID"] {
+		if !h.Succeeded() {
 			e.Kind = "failure"
 		}
+		e.Reason = h.Reason
 	}
-	argv := commandFor(st.Notify, e.Kind)
+	if e.Kind == "failure" && p != nil {
+		if p.Notified {
+			log.Info("the failure of this run was reported already")
+			return nil
+		}
+		p.Notified = true
+		if err := p.Save(env.StateDir); err != nil {
+			log.Error(fmt.Sprintf("saving the plan: %v", err))
+		}
+	}
+	argv := commandFor(n, e.Kind)
 	if argv == nil {
 		return nil
 	}
-	e.Log = logExcerpt(ctx, cfg, st.Name)
+	e.Log = logExcerpt(ctx, logDir, c.Stack)
 	log.Info(fmt.Sprintf("sending the %s notification: %s", e.Kind, argv[0]))
 	if err := notify.Command(ctx, argv, e, 2*time.Minute, app.Stderr); err != nil {
 		return fmt.Errorf("notification command: %w", err)

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/backup-stack/backup-stack/hcl"
 	"github.com/backup-stack/backup-stack/internal/duplicati"
 	"github.com/backup-stack/backup-stack/internal/exitcode"
 	"github.com/backup-stack/backup-stack/internal/manager"
+	"github.com/backup-stack/backup-stack/internal/orchestrate"
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
@@ -23,42 +25,73 @@ type RunCmd struct {
 // (the stack is down already, and each job is a separate backup), except
 // when Duplicati is unreachable or we were interrupted.
 func (c *RunCmd) Run(ctx context.Context, app *App) error {
-	cfg, st, err := app.stack(c.Stack)
-	if err != nil {
-		return err
-	}
-	log := app.logger(cfg, st.Name, "run "+st.Name)
-	if !c.Force {
-		// Run by hand, this would back up a running stack: the very thing
-		// the units exist to prevent.
-		hold := systemd.HoldService(st.Name)
+	var (
+		jobs  []string
+		dup   hcl.Duplicati
+		wait  time.Duration
+		log   *slog.Logger
+		stack string
+		save  func(string)
+	)
+	if c.Force {
+		// By hand, with the configuration as it is now.
+		cfg, st, err := app.stack(c.Stack)
+		if err != nil {
+			return err
+		}
+		stack, jobs, dup, wait = st.Name, st.Jobs, cfg.Duplicati, st.WaitTimeout
+		log = app.logger(cfg.LogDir, st.Name, "run "+st.Name)
+		save = func(string) {}
+	} else {
+		// From the unit: the plan's jobs and Duplicati, and only while the
+		// stack is held down with every container stopped. A run that got
+		// here without them (a daemon-reload made systemd skip the rest of
+		// ExecStartPre=) would back up a running stack.
+		s, err := app.planStep(systemd.StackFromArg(c.Stack), "run")
+		if err != nil {
+			return withCode(exitcode.Usage, fmt.Errorf("%w; start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
+				err, systemd.BackupService(systemd.StackFromArg(c.Stack))))
+		}
+		p := s.plan
+		hold := systemd.HoldService(p.Stack)
 		held, err := manager.IsUp(ctx, app.Manager, hold)
-		if err != nil || !held {
-			return withCode(exitcode.Usage, fmt.Errorf("stack %s is not held down (%s is not active); start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
-				st.Name, hold, systemd.BackupService(st.Name)))
+		if err != nil || !held || !p.Held || !p.Stopped {
+			return s.fail(withCode(exitcode.Usage, fmt.Errorf("stack %s is not held down with its containers stopped (%s up: %v, plan held: %v, containers stopped: %v); no job was started",
+				p.Stack, hold, held, p.Held, p.Stopped)))
+		}
+		orchestrate.NoteChanges(s.env, p)
+		stack, jobs, dup, wait, log = p.Stack, p.Settings.Jobs, p.Settings.Duplicati, p.Settings.WaitTimeout, s.log
+		save = func(why string) {
+			p.Fail("run: " + why)
+			if err := p.Save(s.env.StateDir); err != nil {
+				log.Error(fmt.Sprintf("saving the plan: %v", err))
+			}
 		}
 	}
-	b, err := backend(cfg.Duplicati, st.WaitTimeout, log)
+	if err := applyEnv(&dup); err != nil {
+		return withCode(exitcode.Usage, err)
+	}
+	b, err := backend(dup, wait, log)
 	if err != nil {
 		return err
 	}
 	worst := 0
 	var firstErr error
-	for i, job := range st.Jobs {
+	for i, job := range jobs {
 		start := time.Now()
-		log.Info(fmt.Sprintf("job %d/%d %q: starting", i+1, len(st.Jobs), job))
+		log.Info(fmt.Sprintf("job %d/%d %q: starting", i+1, len(jobs), job))
 		out, err := b.Run(ctx, job)
 		elapsed := time.Since(start).Round(100 * time.Millisecond)
-		code, msg := verdict(cfg.Duplicati.WarningIsFailure, out, err)
+		code, msg := verdict(dup.WarningIsFailure, out, err)
 		level := slog.LevelInfo
 		if code != exitcode.OK {
 			level = slog.LevelError
 		}
-		log.Log(ctx, level, fmt.Sprintf("job %q of stack %s: %s after %s", job, st.Name, msg, elapsed))
+		log.Log(ctx, level, fmt.Sprintf("job %q of stack %s: %s after %s", job, stack, msg, elapsed))
 		if code > worst || (code != 0 && worst == 0) {
 			worst = code
 			if firstErr == nil {
-				firstErr = fmt.Errorf("stack %s: job %q: %s after %s", st.Name, job, msg, elapsed)
+				firstErr = fmt.Errorf("stack %s: job %q: %s after %s", stack, job, msg, elapsed)
 			}
 		}
 		if code == exitcode.Unreachable || code == exitcode.Interrupted {
@@ -66,9 +99,10 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		}
 	}
 	if worst != 0 {
+		save(firstErr.Error())
 		return withCode(worst, firstErr)
 	}
-	log.Info(fmt.Sprintf("all %d job(s) of stack %s finished successfully", len(st.Jobs), st.Name))
+	log.Info(fmt.Sprintf("all %d job(s) of stack %s finished successfully", len(jobs), stack))
 	return nil
 }
 

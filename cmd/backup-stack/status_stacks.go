@@ -19,8 +19,11 @@ type stackStatus struct {
 	Stack string `json:"stack"`
 	// Now is "running" while backup@<stack> runs, "held" while only the
 	// hold unit is active (a stop or restore in progress), else "idle".
-	Now         string     `json:"now"`
-	Held        bool       `json:"held"`
+	Now  string `json:"now"`
+	Held bool   `json:"held"`
+	// LeftDown: a backup interrupted by a crash or shutdown left the stack
+	// held down, and nothing has restored it yet.
+	LeftDown    bool       `json:"left_down,omitempty"`
 	LastResult  string     `json:"last_result,omitempty"`
 	LastRun     *time.Time `json:"last_run,omitempty"`
 	LastSuccess *time.Time `json:"last_success,omitempty"`
@@ -64,6 +67,7 @@ func liveStates(ctx context.Context, m manager.Manager, stacks []*hcl.Stack) (ma
 func (a *App) collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
 	stateDir, _ := a.stateDir()
 	states, lerr := liveStates(ctx, a.Manager, set.Stacks)
+	down := a.leftDown(ctx)
 	var rows []stackStatus
 	for _, st := range set.Stacks {
 		r := stackStatus{Stack: st.Name, Now: "idle", Schedule: st.Schedule}
@@ -81,6 +85,9 @@ func (a *App) collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
 			}
 		}
 		r.NextRun = l.next
+		if p := down[st.Name]; p != nil {
+			r.Now, r.LeftDown = leftDownWords(p), true
+		}
 		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
 			r.LastResult = h.Result
 			if !h.Succeeded() && h.Result == "success" {

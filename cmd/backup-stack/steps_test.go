@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,12 +28,16 @@ const (
 	sockA = "a-ondemand.socket"
 	svcA  = "a-ondemand.service"
 	holdA = "backup-hold@a.service"
+	bkA   = "backup@a.service"
 )
 
 // runDir and stateDir are where the steps keep their files, from the
 // XDG_RUNTIME_DIR and XDG_STATE_HOME that newCLI sets.
 func (c *cli) runDir() string   { return filepath.Join(c.dir, "run", "backup-stack") }
 func (c *cli) stateDir() string { return filepath.Join(c.dir, "state", "backup-stack") }
+func (c *cli) stackFile(name string) string {
+	return filepath.Join(c.dir, "config", "backup-stack", "stacks", name+".hcl")
+}
 
 // must runs a command and fails the test unless it exits with want.
 func (c *cli) must(want int, args ...string) (string, string) {
@@ -56,13 +58,13 @@ func (c *cli) history(stack string) *orchestrate.History {
 	return h
 }
 
-func (c *cli) record(stack string) *orchestrate.Record {
+func (c *cli) plan(stack string) *orchestrate.Plan {
 	c.t.Helper()
-	r, err := orchestrate.LoadRecord(c.runDir(), stack)
+	p, err := orchestrate.LoadPlan(c.stateDir(), stack)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return r
+	return p
 }
 
 func (c *cli) changes(want ...string) {
@@ -70,6 +72,25 @@ func (c *cli) changes(want ...string) {
 	if got := c.mgr.Changes(); !reflect.DeepEqual(got, want) {
 		c.t.Fatalf("manager changes %q, want %q", got, want)
 	}
+}
+
+// backupRuns makes the manager say that backup@<stack>.service runs
+// invocation inv, as it does while its steps run.
+func (c *cli) backupRuns(stack, inv string) {
+	c.mgr.SetProp("backup@"+stack+".service", "InvocationID", inv).Set("active", "backup@"+stack+".service")
+	c.t.Setenv("INVOCATION_ID", inv)
+}
+
+// backupEnded makes the manager say backup@<stack>.service ended with
+// result, as backup-notify@ and recover see it.
+func (c *cli) backupEnded(stack, result, status string) {
+	c.mgr.Set("inactive", "backup@"+stack+".service").
+		SetProp("backup@"+stack+".service", "Result", result).SetProp("backup@"+stack+".service", "ExecMainStatus", status)
+}
+
+func (c *cli) slotFree() bool {
+	_, err := os.Stat(filepath.Join(c.runDir(), "slot"))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // pings records the health pings a stack sends.
@@ -105,30 +126,78 @@ const onDemandA = `
   }
 `
 
+// hookBlock is a hook that appends "<name> $SERVICE_RESULT" to $HOOKLOG.
+func hookBlock(kind, name string, extra string) string {
+	return fmt.Sprintf("  hook %q {\n    command = [\"sh\", \"-c\", \"echo %s $SERVICE_RESULT >> \\\"$HOOKLOG\\\"\"]\n%s  }\n", kind, name, extra)
+}
+
+// appendNotify is a notify block whose commands append one line per
+// notification to out: "$BACKUP_EVENT $BACKUP_RESULT on_failure|on_success".
+func appendNotify(out string) string {
+	cmd := func(which string) string {
+		return fmt.Sprintf(`["sh", "-c", "echo \"$BACKUP_EVENT $BACKUP_RESULT %s $BACKUP_REASON\" >> '%s'"]`, which, out)
+	}
+	return fmt.Sprintf("  notify {\n    on_failure = %s\n    on_success = %s\n  }\n", cmd("on_failure"), cmd("on_success"))
+}
+
+func lines(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if l != "" {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
 // A whole backup of stack a, step by step as backup@a.service runs them.
 func TestStepsWholeBackup(t *testing.T) {
 	sim, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 100 * time.Millisecond})
 	hc := newPings(t)
 	metricsFile := filepath.Join(t.TempDir(), "backup.prom")
+	hookLog := filepath.Join(t.TempDir(), "hooks")
+	events := filepath.Join(t.TempDir(), "events")
+	t.Setenv("HOOKLOG", hookLog)
 	c := newCLI(t, apiConfig(url, "", "")+fmt.Sprintf("metrics_file = %q\n", metricsFile), map[string]string{
-		"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + onDemandA + fmt.Sprintf("  healthcheck {\n    url = %q\n  }\n", hc.url) + "}\n",
+		"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + onDemandA + fmt.Sprintf("  healthcheck {\n    url = %q\n  }\n", hc.url) +
+			hookBlock("pre_stop", "pre_stop", "") + hookBlock("post_backup", "post_backup", "") + hookBlock("pre_start", "pre_start", "") +
+			hookBlock("post_start", "post_start", "") + "  hook \"verify\" {\n    command = [\"false\"]\n    ignore_failure = true\n  }\n" +
+			appendNotify(events) + "}\n",
 	})
 	// The stack and its socket run; the hold unit's drop-in conflicts with all three.
 	c.mgr.Set("active", unitA, sockA).Set("inactive", svcA).Conflicts(holdA, unitA, sockA, svcA)
 	c.pods.set("a", "a-app", "a-db")
-	t.Setenv("INVOCATION_ID", "inv-1")
+	// The containers come back with the stack.
+	c.mgr.On("start "+unitA+" "+sockA, func() {
+		c.pods.set("a", "a-app", "a-db")
+		f, _ := os.OpenFile(hookLog, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintln(f, "restore")
+		f.Close()
+	})
+	c.backupRuns("a", "inv-1")
 
 	c.must(0, "gate", "a")
-	r := c.record("a")
-	if r == nil || r.InvocationID != "inv-1" || !r.UnitActive || !r.SocketActive || r.ServiceActive || r.Held {
-		t.Fatalf("record after gate: %+v", r)
+	p := c.plan("a")
+	if p == nil || p.InvocationID != "inv-1" || !p.UnitActive || !p.SocketActive || p.ServiceActive || p.Held ||
+		!reflect.DeepEqual(p.Containers, []string{"a-app", "a-db"}) || len(p.Settings.Hooks) != 5 {
+		t.Fatalf("plan after gate: %+v", p)
 	}
 	c.changes()
 
+	// The unit file shows the hook as it was rendered; the plan's runs.
+	c.must(0, "hook", "a", "pre_stop", "1", "--", "sh", "-c", `echo pre_stop $SERVICE_RESULT >> "$HOOKLOG"`)
 	c.must(0, "hold", "a")
 	c.changes("start " + holdA)
-	if r := c.record("a"); !r.Held {
-		t.Fatalf("record after hold: %+v", r)
+	if p := c.plan("a"); !p.Held || p.HeldAt.IsZero() {
+		t.Fatalf("plan after hold: %+v", p)
 	}
 	for _, u := range []string{unitA, sockA, svcA} {
 		if s := c.mgr.State(u); s != "inactive" {
@@ -140,12 +209,16 @@ func TestStepsWholeBackup(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		c.pods.set("a")
 	}()
+	start := time.Now()
 	c.must(0, "wait-stopped", "a")
-	if names, _ := c.pods.Running(context.Background(), "a"); len(names) != 0 {
-		t.Fatal("wait-stopped returned while containers ran")
+	if time.Since(start) < 30*time.Millisecond {
+		t.Error("wait-stopped returned while containers ran")
+	}
+	if !c.plan("a").Stopped {
+		t.Error("plan not marked stopped")
 	}
 
-	c.must(0, "run", "a") // no --force: the hold is active
+	c.must(0, "run", "a") // no --force: the plan says held and stopped, and the hold is active
 	ev := sim.Events()
 	if len(ev) != 1 || ev[0].BackupID != "1" || ev[0].Result != "Success" {
 		t.Fatalf("Duplicati events %+v", ev)
@@ -153,23 +226,22 @@ func TestStepsWholeBackup(t *testing.T) {
 
 	t.Setenv("SERVICE_RESULT", "success")
 	t.Setenv("EXIT_STATUS", "0")
-	marker := filepath.Join(t.TempDir(), "post_backup")
-	c.must(0, "hook", "a", "post_backup", "--", "sh", "-c", `echo "$SERVICE_RESULT" > "$0"`, marker)
-	if b, err := os.ReadFile(marker); err != nil || string(b) != "success\n" {
-		t.Fatalf("post_backup hook: %q %v", b, err)
-	}
-
-	c.must(0, "restore", "a")
+	finishStart := time.Now()
+	c.must(0, "finish", "a")
 	c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA+" "+sockA)
 	for u, want := range map[string]string{unitA: "active", sockA: "active", svcA: "inactive", holdA: "inactive"} {
 		if s := c.mgr.State(u); s != want {
-			t.Errorf("%s is %s after restore, want %s", u, s, want)
+			t.Errorf("%s is %s after finish, want %s", u, s, want)
 		}
 	}
-
-	c.must(0, "hook", "a", "verify", "--ignore-failure", "--", "false")
-	start := time.Now()
-	c.must(0, "release", "a")
+	// pre_stop ran without SERVICE_RESULT (ExecStartPre=); finish's hooks with it.
+	if got, want := lines(t, hookLog), []string{"pre_stop", "post_backup success", "pre_start success", "restore", "post_start success"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("hooks ran %q, want %q", got, want)
+	}
+	p = c.plan("a")
+	if !p.Finished || !p.Restored || len(p.Failures) != 0 {
+		t.Errorf("plan after finish: %+v", p)
+	}
 
 	h := c.history("a")
 	if h == nil {
@@ -178,7 +250,7 @@ func TestStepsWholeBackup(t *testing.T) {
 	if h.Result != "success" || h.InvocationID != "inv-1" || h.ExitStatus != "0" || len(h.Failures) != 0 || !h.Succeeded() {
 		t.Errorf("history %+v", h)
 	}
-	if h.Gate.IsZero() || !h.HeldAt.After(h.Gate) || !h.RestoredAt.After(h.HeldAt) || h.Finished.Before(start) {
+	if h.Gate.IsZero() || !h.HeldAt.After(h.Gate) || !h.RestoredAt.After(h.HeldAt) || h.Finished.Before(finishStart) {
 		t.Errorf("history times: gate %s held %s restored %s finished %s", h.Gate, h.HeldAt, h.RestoredAt, h.Finished)
 	}
 	if want := h.RestoredAt.Sub(h.HeldAt).Seconds(); h.Downtime != want || h.Downtime <= 0 {
@@ -187,11 +259,8 @@ func TestStepsWholeBackup(t *testing.T) {
 	if !h.LastSuccess.Equal(h.Finished) {
 		t.Errorf("last success %s, finished %s", h.LastSuccess, h.Finished)
 	}
-	if c.record("a") != nil {
-		t.Error("record kept after a restored run")
-	}
-	if _, err := os.Stat(filepath.Join(c.runDir(), "slot")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("slot not freed: %v", err)
+	if !c.slotFree() {
+		t.Error("slot not freed")
 	}
 	if got, want := hc.got(), []string{"POST /ping/uuid/start", "POST /ping/uuid"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("health pings %q, want %q", got, want)
@@ -200,7 +269,13 @@ func TestStepsWholeBackup(t *testing.T) {
 	if err != nil || !strings.Contains(string(m), `backup_stack_last_success{stack="a"} 1`) {
 		t.Errorf("metrics file: %v\n%s", err, m)
 	}
-	c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA+" "+sockA)
+
+	// backup-notify@a.service, from the plan of the run that ended.
+	c.backupEnded("a", "success", "0")
+	c.must(0, "notify", "a")
+	if got := lines(t, events); !reflect.DeepEqual(got, []string{"success success on_success"}) {
+		t.Errorf("notifications %q", got)
+	}
 
 	// What the commands about every stack say afterwards.
 	out, _ := c.must(0, "list")
@@ -216,16 +291,18 @@ func TestStepsWholeBackup(t *testing.T) {
 		rows[0].LastSuccess == nil || rows[0].Duration <= 0 {
 		t.Errorf("status row %+v", rows[0])
 	}
+	c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA+" "+sockA)
 }
 
-// A required hook failed in ExecStopPost=: systemd still says success, the
-// release must not.
-func TestStepsReleaseFailsOnAFailedHook(t *testing.T) {
+// A required hook failed in ExecStopPost=: systemd still says success,
+// finish must not; the failure is notified once.
+func TestStepsFinishFailsOnAFailedHook(t *testing.T) {
 	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 50 * time.Millisecond})
 	hc := newPings(t)
-	event := filepath.Join(t.TempDir(), "event")
+	events := filepath.Join(t.TempDir(), "events")
 	c := newCLI(t, apiConfig(url, "", ""), map[string]string{
-		"a": fmt.Sprintf("stack \"a\" {\n  jobs = [\"job-a\"]\n  healthcheck {\n    url = %q\n  }\n", hc.url) + notifyBlock(event) + "}\n",
+		"a": fmt.Sprintf("stack \"a\" {\n  jobs = [\"job-a\"]\n  healthcheck {\n    url = %q\n  }\n", hc.url) +
+			"  hook \"verify\" {\n    command = [\"false\"]\n  }\n" + appendNotify(events) + "}\n",
 	})
 	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
 	// An earlier success, whose time must be carried over.
@@ -233,21 +310,20 @@ func TestStepsReleaseFailsOnAFailedHook(t *testing.T) {
 	if err := (&orchestrate.History{Stack: "a", Result: "success", Finished: earlier, LastSuccess: earlier}).Save(c.stateDir()); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("INVOCATION_ID", "inv-2")
+	c.backupRuns("a", "inv-2")
 	c.must(0, "gate", "a")
 	c.must(0, "hold", "a")
 	c.must(0, "wait-stopped", "a")
 	c.must(0, "run", "a")
 	t.Setenv("SERVICE_RESULT", "success")
 	t.Setenv("EXIT_STATUS", "0")
-	c.must(exitcode.Failure, "hook", "a", "verify", "--", "false")
-	c.must(0, "restore", "a")
-	_, errs := c.must(exitcode.Failure, "release", "a")
-	if !strings.Contains(errs, "these steps failed: verify hook") {
-		t.Errorf("release stderr:\n%s", errs)
+	_, errs := c.must(exitcode.Failure, "finish", "a")
+	if !strings.Contains(errs, "these steps failed: hook verify: false: exit status 1") {
+		t.Errorf("finish stderr:\n%s", errs)
 	}
 	h := c.history("a")
-	if h.Result != "failed" || !reflect.DeepEqual(h.Failures, []string{"verify hook"}) || h.Succeeded() {
+	if h.Result != "failed" || !reflect.DeepEqual(h.Failures, []string{"hook verify: false: exit status 1"}) || h.Succeeded() ||
+		h.Reason != "hook verify: false: exit status 1" {
 		t.Errorf("history %+v", h)
 	}
 	if !h.LastSuccess.Equal(earlier) {
@@ -257,44 +333,59 @@ func TestStepsReleaseFailsOnAFailedHook(t *testing.T) {
 		t.Errorf("pings %q", got)
 	}
 	c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA)
+	if p := c.plan("a"); !p.Finished || p.LeftDown() {
+		t.Errorf("plan %+v", p)
+	}
 
 	out, _ := c.must(0, "status", "--stacks")
-	if !strings.Contains(out, "failed (verify hook)") {
+	if !strings.Contains(out, "failed (hook verify") {
 		t.Errorf("status --stacks:\n%s", out)
 	}
-	// The notification goes out as a failure although systemd said success.
-	c.mgr.SetProp("backup@a.service", "Result", "success").SetProp("backup@a.service", "ExecMainStatus", "0")
+	// The notification goes out as a failure although systemd said
+	// success, and only once however often notify runs.
+	c.backupEnded("a", "success", "0")
 	c.must(0, "notify", "a")
-	if b, _ := os.ReadFile(event); strings.TrimSpace(string(b)) != "failure success 0 on_failure" {
-		t.Errorf("notification %q", b)
+	_, errs = c.must(0, "notify", "a")
+	if !strings.Contains(errs, "the failure of this run was reported already") {
+		t.Errorf("second notify:\n%s", errs)
+	}
+	if got := lines(t, events); !reflect.DeepEqual(got, []string{"failure success on_failure hook verify: false: exit status 1"}) {
+		t.Errorf("notifications %q", got)
+	}
+	if !c.plan("a").Notified {
+		t.Error("plan not marked notified")
 	}
 }
 
-// The steps before the jobs fail with distinct exit codes, stop nothing,
-// and the release records why.
+// The gate fails with distinct exit codes, stops nothing, and leaves its
+// reason in a plan for finish, which writes it to the history.
 func TestStepsGateFailures(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
 	shortWait := func(url string) string {
 		return fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"300ms\"\n  run_timeout = \"2s\"\n}\n", url)
 	}
+	hook := "  hook \"post_backup\" {\n    command = [\"false\"]\n  }\n"
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T, c *cli, sim *duplicatisim.Sim)
 		cfg   func(url string) string
 		stack string
 		code  int
+		says  string
 	}{
 		{"require_paths missing", nil, nil,
-			"stack \"a\" {\n  jobs = [\"job-a\"]\n  require_paths = [\"/nonexistent/backup-target\"]\n}\n", exitcode.Precondition},
-		{"Duplicati unreachable", nil, func(string) string { return apiConfig(closed, "", "") },
-			"stack \"a\" {\n  jobs = [\"job-a\"]\n}\n", exitcode.Unreachable},
+			"stack \"a\" {\n  jobs = [\"job-a\"]\n  require_paths = [\"/nonexistent/backup-target\"]\n" + hook + "}\n", exitcode.Precondition,
+			"required path /nonexistent/backup-target"},
+		{"Duplicati unreachable", func(t *testing.T, c *cli, sim *duplicatisim.Sim) {
+			// A podman that cannot reach the container.
+			bin := t.TempDir()
+			if err := os.WriteFile(filepath.Join(bin, "podman"), []byte("#!/bin/sh\necho 'Error: no container with name or ID \"duplicati\" found' >&2\nexit 125\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+		}, func(string) string { return "duplicati {\n  container = \"duplicati\"\n}\n" },
+			"stack \"a\" {\n  jobs = [\"job-a\"]\n" + hook + "}\n", exitcode.Unreachable, "Duplicati unreachable"},
 		{"Duplicati busy past wait_timeout", func(t *testing.T, c *cli, sim *duplicatisim.Sim) { sim.HoldQueue("1", 10*time.Second) },
-			shortWait, "stack \"a\" {\n  jobs = [\"job-a\"]\n}\n", exitcode.Timeout},
+			shortWait, "stack \"a\" {\n  jobs = [\"job-a\"]\n" + hook + "}\n", exitcode.Timeout, "for an idle Duplicati"},
 		{"slot held past wait_timeout", func(t *testing.T, c *cli, sim *duplicatisim.Sim) {
 			if err := os.MkdirAll(c.runDir(), 0o700); err != nil {
 				t.Fatal(err)
@@ -304,10 +395,10 @@ func TestStepsGateFailures(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.mgr.SetProp("backup@b.service", "InvocationID", "inv-b").Set("active", "backup@b.service")
-		}, shortWait, "stack \"a\" {\n  jobs = [\"job-a\"]\n}\n", exitcode.Timeout},
+		}, shortWait, "stack \"a\" {\n  jobs = [\"job-a\"]\n" + hook + "}\n", exitcode.Timeout, "backup slot"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
+			sim, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
 			cfg := apiConfig(url, "", "")
 			if tc.cfg != nil {
 				cfg = tc.cfg(url)
@@ -317,38 +408,40 @@ func TestStepsGateFailures(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, c, sim)
 			}
-			t.Setenv("INVOCATION_ID", "inv-3")
+			c.backupRuns("a", "inv-3")
 			_, errs := c.must(tc.code, "gate", "a")
-			if !strings.Contains(errs, unitA+" was not stopped") {
+			if !strings.Contains(errs, unitA+" was not stopped") || !strings.Contains(errs, tc.says) {
 				t.Errorf("gate stderr:\n%s", errs)
 			}
-			if c.record("a") != nil {
-				t.Error("record written by a failed gate")
+			p := c.plan("a")
+			if p == nil || p.InvocationID != "inv-3" || p.Held || len(p.Settings.Hooks) != 0 || len(p.Failures) != 1 ||
+				!strings.HasPrefix(p.Failures[0], fmt.Sprintf("gate (exit %d): ", tc.code)) {
+				t.Fatalf("plan after a failed gate: %+v", p)
 			}
-			// ExecStopPost= runs anyway.
+			// ExecStopPost= runs anyway: no hook, nothing to restore.
 			t.Setenv("SERVICE_RESULT", "exit-code")
 			t.Setenv("EXIT_STATUS", fmt.Sprint(tc.code))
-			c.must(0, "hook", "a", "post_backup", "--", "false") // skipped: the backup never began
-			c.must(0, "restore", "a")
-			c.must(exitcode.Failure, "release", "a")
+			c.must(0, "finish", "a")
 			c.changes()
 			if c.mgr.State(unitA) != "active" {
 				t.Error("stack stopped")
 			}
 			h := c.history("a")
-			want := []string{fmt.Sprintf("gate (exit %d)", tc.code)}
-			if h.Result != "exit-code" || h.ExitStatus != fmt.Sprint(tc.code) || !reflect.DeepEqual(h.Failures, want) {
-				t.Errorf("history %+v, want failures %q", h, want)
+			if h.Result != "exit-code" || h.ExitStatus != fmt.Sprint(tc.code) || len(h.Failures) != 1 || h.Failures[0] != p.Failures[0] || h.Reason != p.Failures[0] {
+				t.Errorf("history %+v", h)
+			}
+			if tc.name != "slot held past wait_timeout" && !c.slotFree() {
+				t.Error("slot not freed")
 			}
 		})
 	}
 }
 
 func TestStepsGateWaitsForABusyDuplicati(t *testing.T) {
-	sim, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
+	sim, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
 	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
 	sim.HoldQueue("1", 300*time.Millisecond)
-	t.Setenv("INVOCATION_ID", "inv-4")
+	c.backupRuns("a", "inv-4")
 	start := time.Now()
 	_, errs := c.must(0, "gate", "a")
 	if d := time.Since(start); d < 200*time.Millisecond {
@@ -357,51 +450,89 @@ func TestStepsGateWaitsForABusyDuplicati(t *testing.T) {
 	if !strings.Contains(errs, "Duplicati is busy") {
 		t.Errorf("stderr:\n%s", errs)
 	}
-	if r := c.record("a"); r == nil || r.UnitActive {
-		t.Errorf("record %+v", r)
+	if p := c.plan("a"); p == nil || p.UnitActive {
+		t.Errorf("plan %+v", p)
 	}
 }
 
+func TestStepsWithoutInvocationID(t *testing.T) {
+	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	for _, args := range [][]string{
+		{"gate", "a"}, {"hold", "a"}, {"wait-stopped", "a"}, {"finish", "a"}, {"hook", "a", "verify", "1", "--", "true"},
+	} {
+		_, errs := c.must(exitcode.Usage, args...)
+		if !strings.Contains(errs, "INVOCATION_ID is not set") {
+			t.Errorf("%s: %s", args[0], errs)
+		}
+	}
+	_, errs := c.must(exitcode.Usage, "run", "a")
+	if !strings.Contains(errs, "INVOCATION_ID is not set") || !strings.Contains(errs, "--force") {
+		t.Errorf("run: %s", errs)
+	}
+	c.changes()
+	if entries, _ := os.ReadDir(c.stateDir()); len(entries) > 0 {
+		t.Errorf("files written: %v", entries)
+	}
+	if entries, _ := os.ReadDir(c.runDir()); len(entries) > 0 {
+		t.Errorf("files written: %v", entries)
+	}
+}
+
+func TestStepsWithoutAPlan(t *testing.T) {
+	c := newCLI(t, "", map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+	c.backupRuns("a", "inv-5")
+	for _, step := range []string{"hold", "wait-stopped"} {
+		_, errs := c.must(exitcode.Usage, step, "a")
+		if !strings.Contains(errs, "no plan of this run (invocation inv-5)") {
+			t.Errorf("%s: %s", step, errs)
+		}
+	}
+	c.must(exitcode.Usage, "hook", "a", "pre_stop", "1", "--", "true")
+	// A plan of another invocation is not this run's.
+	if err := (&orchestrate.Plan{Stack: "a", InvocationID: "inv-old"}).Save(c.stateDir()); err != nil {
+		t.Fatal(err)
+	}
+	c.must(exitcode.Usage, "hold", "a")
+	// finish without a plan: nothing was stopped; the slot is released.
+	if err := os.MkdirAll(c.runDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(orchestrate.Holder{Stack: "a", InvocationID: "inv-5", Since: time.Now()})
+	if err := os.WriteFile(filepath.Join(c.runDir(), "slot"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := c.must(0, "finish", "a")
+	if !strings.Contains(errs, "nothing to restore: the gate did not let the backup begin") {
+		t.Errorf("finish: %s", errs)
+	}
+	if !c.slotFree() {
+		t.Error("slot not freed")
+	}
+	c.changes()
+	if c.mgr.State(unitA) != "active" {
+		t.Error("stack stopped")
+	}
+	// Not a stack name.
+	c.must(exitcode.Usage, "hold", "a b")
+	c.must(exitcode.Usage, "finish", "../a")
+}
+
 func TestStepsOtherFailures(t *testing.T) {
-	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
-	stack := "stack \"a\" {\n  jobs = [\"job-a\"]\n  stop_timeout = \"100ms\"\n}\n"
-	t.Run("no INVOCATION_ID", func(t *testing.T) {
-		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
-		for _, step := range []string{"gate", "hold", "restore"} {
-			_, errs := c.must(exitcode.Usage, step, "a")
-			if !strings.Contains(errs, "INVOCATION_ID is not set") {
-				t.Errorf("%s: %s", step, errs)
-			}
-		}
-		c.must(exitcode.Usage, "hook", "a", "verify", "--", "true")
-		c.changes()
-		if _, err := os.Stat(c.runDir()); err == nil {
-			entries, _ := os.ReadDir(c.runDir())
-			if len(entries) > 0 {
-				t.Errorf("files written: %v", entries)
-			}
-		}
-	})
-	t.Run("hold without gate", func(t *testing.T) {
-		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
-		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
-		t.Setenv("INVOCATION_ID", "inv-5")
-		_, errs := c.must(exitcode.Failure, "hold", "a")
-		if !strings.Contains(errs, "no record of the gate") {
-			t.Errorf("%s", errs)
-		}
-		c.changes()
-	})
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	stack := "stack \"a\" {\n  jobs = [\"job-a\"]\n  stop_timeout = \"100ms\"\n  start_timeout = \"100ms\"\n}\n"
 	t.Run("the hold unit fails to start", func(t *testing.T) {
 		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
 		c.mgr.Set("active", unitA).Fail("start "+holdA, errors.New("job failed"))
-		t.Setenv("INVOCATION_ID", "inv-6")
+		c.backupRuns("a", "inv-6")
 		c.must(0, "gate", "a")
-		c.must(exitcode.Failure, "hold", "a")
+		_, errs := c.must(exitcode.Failure, "hold", "a")
+		if !strings.Contains(errs, holdA+" did not start within stop_timeout 100ms") {
+			t.Errorf("%s", errs)
+		}
 		t.Setenv("SERVICE_RESULT", "exit-code")
-		c.must(0, "restore", "a")
-		c.must(exitcode.Failure, "release", "a")
-		if h := c.history("a"); !reflect.DeepEqual(h.Failures, []string{"hold (exit 1)"}) {
+		c.must(0, "finish", "a")
+		if h := c.history("a"); len(h.Failures) != 1 || !strings.HasPrefix(h.Failures[0], "hold (exit 1): "+holdA+" did not start") || h.Result != "exit-code" {
 			t.Errorf("history %+v", h)
 		}
 		c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA)
@@ -410,104 +541,511 @@ func TestStepsOtherFailures(t *testing.T) {
 		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
 		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
 		c.pods.set("a", "a-app")
-		t.Setenv("INVOCATION_ID", "inv-7")
+		c.backupRuns("a", "inv-7")
 		c.must(0, "gate", "a")
 		c.must(0, "hold", "a")
 		_, errs := c.must(exitcode.Failure, "wait-stopped", "a")
-		if !strings.Contains(errs, "a-app") {
+		if !strings.Contains(errs, `containers of project "a" still running after stop_timeout 100ms`) || !strings.Contains(errs, "a-app (running)") {
 			t.Errorf("%s", errs)
 		}
+		// The run refuses: the plan does not say stopped.
+		_, errs = c.must(exitcode.Usage, "run", "a")
+		if !strings.Contains(errs, "containers stopped: false") || !strings.Contains(errs, "no job was started") {
+			t.Errorf("run: %s", errs)
+		}
 		t.Setenv("SERVICE_RESULT", "exit-code")
-		c.must(0, "restore", "a")
-		c.must(exitcode.Failure, "release", "a")
-		if h := c.history("a"); !reflect.DeepEqual(h.Failures, []string{"wait-stopped (exit 1)"}) || h.Result != "exit-code" {
+		c.must(0, "finish", "a")
+		h := c.history("a")
+		if len(h.Failures) != 2 || !strings.HasPrefix(h.Failures[0], "wait-stopped (exit 1)") || !strings.HasPrefix(h.Failures[1], "run (exit 2)") ||
+			h.Result != "exit-code" {
 			t.Errorf("history %+v", h)
 		}
 	})
-	t.Run("the restore fails: the record is kept for the next run", func(t *testing.T) {
+	t.Run("run refuses unless the hold unit is up", func(t *testing.T) {
 		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
+		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+		c.backupRuns("a", "inv-7b")
+		c.must(0, "gate", "a")
+		_, errs := c.must(exitcode.Usage, "run", "a")
+		if !strings.Contains(errs, "plan held: false") {
+			t.Errorf("run before the hold: %s", errs)
+		}
+		c.must(0, "hold", "a")
+		c.must(0, "wait-stopped", "a")
+		c.mgr.Set("inactive", holdA) // someone started the stack: the hold is gone
+		_, errs = c.must(exitcode.Usage, "run", "a")
+		if !strings.Contains(errs, holdA+" up: false") {
+			t.Errorf("run without the hold: %s", errs)
+		}
+		c.mgr.Fail("show "+holdA, errors.New("no user manager"))
+		c.must(exitcode.Usage, "run", "a")
+	})
+	t.Run("a hook fails or is out of range", func(t *testing.T) {
+		c := newCLI(t, apiConfig(url, "", ""), map[string]string{
+			"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n  hook \"pre_stop\" {\n    command = [\"false\"]\n  }\n}\n",
+		})
+		c.backupRuns("a", "inv-7c")
+		c.must(0, "gate", "a")
+		_, errs := c.must(exitcode.Failure, "hook", "a", "pre_stop", "1", "--", "false")
+		if !strings.Contains(errs, "hook pre_stop: false: exit status 1") {
+			t.Errorf("%s", errs)
+		}
+		_, errs = c.must(exitcode.Failure, "hook", "a", "pre_stop", "2", "--", "false")
+		if !strings.Contains(errs, "has 1 pre_stop hook(s), not a number 2") {
+			t.Errorf("%s", errs)
+		}
+		c.must(exitcode.Usage, "hook", "a", "no_such_kind", "1")
+		p := c.plan("a")
+		if len(p.Failures) != 2 || !strings.HasPrefix(p.Failures[0], "pre_stop (exit 1): hook pre_stop") {
+			t.Errorf("failures %q", p.Failures)
+		}
+	})
+	t.Run("the restore fails: left down until recover", func(t *testing.T) {
+		events := filepath.Join(t.TempDir(), "events")
+		c := newCLI(t, apiConfig(url, "", ""), map[string]string{
+			"a": strings.TrimSuffix(stack, "}\n") + appendNotify(events) + "}\n",
+		})
 		c.mgr.Set("active", unitA).Conflicts(holdA, unitA).Fail("start "+unitA, errors.New("start failed"))
-		t.Setenv("INVOCATION_ID", "inv-8")
+		c.backupRuns("a", "inv-8")
 		c.must(0, "gate", "a")
 		c.must(0, "hold", "a")
-		c.must(exitcode.Failure, "restore", "a")
+		c.must(0, "wait-stopped", "a")
+		c.must(0, "run", "a")
 		t.Setenv("SERVICE_RESULT", "success")
-		_, errs := c.must(exitcode.Failure, "release", "a")
-		if !strings.Contains(errs, "keeping the record") {
+		_, errs := c.must(exitcode.Failure, "finish", "a")
+		if !strings.Contains(errs, "still held down") || !strings.Contains(errs, "these steps failed: restore: "+unitA+" inactive after the start (start failed)") {
 			t.Errorf("%s", errs)
 		}
 		h := c.history("a")
-		if h.Result != "failed" || !reflect.DeepEqual(h.Failures, []string{"restore"}) || h.Downtime != 0 || !h.RestoredAt.IsZero() {
+		if h.Result != "failed" || len(h.Failures) != 1 || h.Downtime != 0 || !h.RestoredAt.IsZero() {
 			t.Errorf("history %+v", h)
 		}
-		if r := c.record("a"); r == nil || !r.Held || r.Restored {
-			t.Fatalf("record %+v", r)
+		if p := c.plan("a"); p == nil || !p.LeftDown() || p.Finished {
+			t.Fatalf("plan %+v", p)
 		}
-		// The next run inherits it and brings the stack back.
+		if !c.slotFree() {
+			t.Error("the slot is held by a run that ended")
+		}
+		// The manager restarts; recover brings the stack back.
 		c.mgr.Fail("start "+unitA, nil)
-		t.Setenv("INVOCATION_ID", "inv-9")
-		c.must(0, "gate", "a")
-		if r := c.record("a"); !r.Inherited || !r.UnitActive {
-			t.Errorf("record %+v", r)
+		c.backupEnded("a", "success", "0")
+		t.Setenv("INVOCATION_ID", "")
+		c.must(0, "recover")
+		if c.mgr.State(unitA) != "active" || c.mgr.State(holdA) != "inactive" {
+			t.Errorf("after recover: %s %s", c.mgr.State(unitA), c.mgr.State(holdA))
 		}
-		c.must(0, "hold", "a")
-		c.must(0, "restore", "a")
-		c.must(0, "release", "a")
-		if c.mgr.State(unitA) != "active" || c.record("a") != nil {
-			t.Errorf("stack %s, record %+v", c.mgr.State(unitA), c.record("a"))
+		h = c.history("a")
+		if h.Result != "interrupted" || h.InvocationID != "inv-8" || h.Downtime <= 0 || len(h.Failures) != 2 {
+			t.Errorf("history %+v", h)
+		}
+		if p := c.plan("a"); !p.Finished || !p.Restored || !p.Notified {
+			t.Errorf("plan %+v", p)
+		}
+		if got := lines(t, events); len(got) != 1 || !strings.HasPrefix(got[0], "failure interrupted on_failure restore: ") {
+			t.Errorf("notifications %q", got)
 		}
 	})
-	t.Run("release without any history directory", func(t *testing.T) {
+	t.Run("the containers do not come back", func(t *testing.T) {
 		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
-		t.Setenv("INVOCATION_ID", "inv-10")
-		// A state directory that cannot be created: the release still frees the slot.
-		blocker := filepath.Join(c.dir, "state")
-		if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+		c.pods.set("a", "a-app")
+		c.mgr.On("start "+unitA, func() {
+			c.pods.mu.Lock()
+			c.pods.exited = map[string][]string{"a": {"a-app"}}
+			c.pods.mu.Unlock()
+		})
+		c.backupRuns("a", "inv-9")
+		c.must(0, "gate", "a")
+		c.must(0, "hold", "a")
+		c.pods.set("a")
+		c.must(0, "wait-stopped", "a")
+		t.Setenv("SERVICE_RESULT", "success")
+		_, errs := c.must(exitcode.Failure, "finish", "a")
+		want := "stack a did not come back within start_timeout 100ms: 0 of 1 containers running (a-app: exited (0) 1 second ago)"
+		if !strings.Contains(errs, want) {
+			t.Errorf("finish stderr:\n%s", errs)
+		}
+		h := c.history("a")
+		if h.Result != "failed" || h.Reason != want || h.Downtime <= 0 {
+			t.Errorf("history %+v", h)
+		}
+		if p := c.plan("a"); !p.Finished || !p.Restored {
+			t.Errorf("plan %+v: nothing more to start, so it is finished", p)
+		}
+	})
+	t.Run("the unit was killed during the jobs", func(t *testing.T) {
+		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
+		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+		c.backupRuns("a", "inv-9b")
+		c.must(0, "gate", "a")
+		c.must(0, "hold", "a")
+		c.must(0, "wait-stopped", "a")
+		t.Setenv("SERVICE_RESULT", "signal")
+		t.Setenv("EXIT_STATUS", "TERM")
+		c.must(0, "finish", "a")
+		h := c.history("a")
+		if h.Result != "signal" || len(h.Failures) != 0 || h.Reason != "the backup unit ended with result signal, exit status TERM" || h.Downtime <= 0 {
+			t.Errorf("history %+v", h)
+		}
+		c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA)
+	})
+	t.Run("the history cannot be written: finish still restores and releases", func(t *testing.T) {
+		c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": stack})
+		c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+		c.backupRuns("a", "inv-10")
+		c.must(0, "gate", "a")
+		c.must(0, "hold", "a")
+		if err := os.MkdirAll(filepath.Join(c.stateDir(), "history", "a.json"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		c.must(0, "gate", "a")
 		t.Setenv("SERVICE_RESULT", "success")
-		_, errs := c.must(0, "release", "a")
+		_, errs := c.must(0, "finish", "a")
 		if !strings.Contains(errs, "cannot write the run history") {
 			t.Errorf("%s", errs)
 		}
-		if _, err := os.Stat(filepath.Join(c.runDir(), "slot")); !errors.Is(err, os.ErrNotExist) {
-			t.Error("slot not freed")
+		if !c.slotFree() || c.mgr.State(unitA) != "active" {
+			t.Error("slot not freed or stack not restored")
 		}
 	})
 }
 
-// `backup-stack release` run by hand (no INVOCATION_ID) must refuse like
-// the other steps, and must not overwrite the stack's last run with an
-// empty result nor send a failure ping.
-func TestReleaseWithoutInvocationIDChangesNothing(t *testing.T) {
-	hc := newPings(t)
-	c := newCLI(t, "", map[string]string{
-		"a": fmt.Sprintf("stack \"a\" {\n  jobs = [\"job-a\"]\n  healthcheck {\n    url = %q\n  }\n}\n", hc.url),
+// Only the gate reads the configuration: a stack file deleted or broken,
+// or config.hcl broken, during the backup changes nothing for this run,
+// and the steps say so.
+func TestStepsConfigurationChangedDuringTheBackup(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 50 * time.Millisecond})
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, c *cli)
+		what   string // validate's words for the change while the backup runs
+	}{
+		{"stack file deleted", func(t *testing.T, c *cli) {
+			if err := os.Remove(c.stackFile("a")); err != nil {
+				t.Fatal(err)
+			}
+		}, "its stack file is gone"},
+		{"stack file broken", func(t *testing.T, c *cli) {
+			if err := os.WriteFile(c.stackFile("a"), []byte("stack \"a\" {\n  jobs = \n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "its file has errors now"},
+		{"stack file edited (other jobs, no hooks), config.hcl broken", func(t *testing.T, c *cli) {
+			if err := os.WriteFile(c.stackFile("a"), []byte(`stack "a" { jobs = ["other-job"] }`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(c.dir, "config", "backup-stack", "config.hcl"), []byte("duplicati {"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "its file or config.hcl changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hookLog := filepath.Join(t.TempDir(), "hooks")
+			events := filepath.Join(t.TempDir(), "events")
+			t.Setenv("HOOKLOG", hookLog)
+			c := newCLI(t, apiConfig(url, "", ""), map[string]string{
+				"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + hookBlock("pre_stop", "pre_stop", "") + hookBlock("verify", "verify", "") +
+					appendNotify(events) + "}\n",
+			})
+			c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+			c.backupRuns("a", "inv-12")
+			c.must(0, "gate", "a")
+			tc.change(t, c)
+			warning := "warning: stack a is being backed up (since "
+			if _, out, _ := c.run("validate"); !strings.Contains(out, warning) || !strings.Contains(out, tc.what+"; that backup keeps the settings it started with") {
+				t.Errorf("validate during the backup:\n%s", out)
+			}
+			// The unit file (rendered from the new file) may show another
+			// command: the plan's hook runs, and the step says why.
+			_, errs := c.must(0, "hook", "a", "pre_stop", "1", "--", "sh", "-c", "echo changed")
+			if !strings.Contains(errs, "changed during the backup; this run keeps the settings it started with") {
+				t.Errorf("hook stderr:\n%s", errs)
+			}
+			c.must(0, "hold", "a")
+			c.must(0, "wait-stopped", "a")
+			_, errs = c.must(0, "run", "a")
+			if !strings.Contains(errs, "changed during the backup") || !strings.Contains(errs, `job "job-a" of stack a: Success`) {
+				t.Errorf("run stderr:\n%s", errs)
+			}
+			t.Setenv("SERVICE_RESULT", "success")
+			_, errs = c.must(0, "finish", "a")
+			if !strings.Contains(errs, "changed during the backup") {
+				t.Errorf("finish stderr:\n%s", errs)
+			}
+			c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA)
+			if got, want := lines(t, hookLog), []string{"pre_stop", "verify success"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("hooks %q, want %q", got, want)
+			}
+			if h := c.history("a"); h == nil || !h.Succeeded() {
+				t.Errorf("history %+v", h)
+			}
+			if _, out, _ := c.run("validate"); strings.Contains(out, warning) {
+				t.Errorf("validate after the backup still warns:\n%s", out)
+			}
+			// The notification comes from the plan too.
+			c.backupEnded("a", "exit-code", "5")
+			c.must(0, "notify", "a")
+			if got := lines(t, events); len(got) != 1 || got[0] != "failure exit-code on_failure the backup unit ended with result exit-code, exit status 5" &&
+				got[0] != "failure exit-code on_failure" {
+				t.Errorf("notifications %q", got)
+			}
+		})
+	}
+}
+
+// recover, at manager start, restores every stack an interrupted backup
+// left down, records the outage and notifies it once; it leaves alone a
+// backup that still runs.
+func TestRecover(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	eventsA, eventsC := filepath.Join(t.TempDir(), "events-a"), filepath.Join(t.TempDir(), "events-c")
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{
+		"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + onDemandA + appendNotify(eventsA) + "}\n",
+		"b": `stack "b" { jobs = ["job-a"] }`,
+		"c": "stack \"c\" {\n  jobs = [\"job-a\"]\n" + appendNotify(eventsC) + "}\n",
 	})
-	fin := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
-	last := &orchestrate.History{Stack: "a", InvocationID: "inv-real", Result: "success", Finished: fin, LastSuccess: fin}
-	if err := last.Save(c.stateDir()); err != nil {
+	c.mgr.Set("active", unitA, sockA, "b-stack.service", "c-stack.service").Conflicts(holdA, unitA, sockA, svcA).
+		Conflicts("backup-hold@b.service", "b-stack.service")
+	// a: held down, then the manager died. b: held down and still running.
+	// c: passed its gate, died before the hold.
+	c.backupRuns("a", "inv-a")
+	c.must(0, "gate", "a")
+	c.must(0, "hold", "a")
+	c.mgr.Set("inactive", bkA)
+	c.backupRuns("c", "inv-c")
+	c.must(0, "gate", "c")
+	c.mgr.Set("inactive", "backup@c.service")
+	c.backupRuns("b", "inv-b")
+	c.must(0, "gate", "b")
+	c.must(0, "hold", "b")
+	t.Setenv("INVOCATION_ID", "")
+	// Before recover: list and status say which stack was left down.
+	out, _ := c.must(0, "list")
+	row := func(stack string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, stack+" ") {
+				return l
+			}
+		}
+		return ""
+	}
+	if !strings.Contains(row("a"), "LEFT DOWN by a backup interrupted after ") || !strings.HasSuffix(strings.TrimSpace(row("b")), "yes") ||
+		!strings.HasSuffix(strings.TrimSpace(row("c")), "no") {
+		t.Errorf("list:\n%s", out)
+	}
+	out, _ = c.must(0, "status", "--stacks", "--json")
+	var rows []stackStatus
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !rows[0].LeftDown || !strings.HasPrefix(rows[0].Now, "LEFT DOWN") || rows[1].LeftDown || rows[1].Now != "running" || rows[2].LeftDown {
+		t.Errorf("status rows %+v", rows)
+	}
+	// A damaged plan of a stack d is moved aside, and said so.
+	if err := os.WriteFile(filepath.Join(c.stateDir(), "plan", "d.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := c.run("release", "a")
-	if code != exitcode.Usage {
-		t.Errorf("exit %d, want %d (like gate, hold, restore): %s", code, exitcode.Usage, errs)
+	before := len(c.mgr.Changes())
+
+	_, errs := c.must(0, "recover")
+	if got := c.mgr.Changes()[before:]; !reflect.DeepEqual(got, []string{"stop --alone " + holdA, "start " + unitA + " " + sockA}) {
+		t.Errorf("changes %q", got)
 	}
-	if h := c.history("a"); h == nil || h.InvocationID != "inv-real" || h.Result != "success" {
-		t.Errorf("the last run was overwritten: %+v", h)
+	if !strings.Contains(errs, "; it was down for") || !strings.Contains(errs, "d.json is damaged") {
+		t.Errorf("stderr:\n%s", errs)
 	}
-	if got := hc.got(); len(got) != 0 {
-		t.Errorf("pings sent: %q", got)
+	ha := c.history("a")
+	if ha == nil || ha.Result != "interrupted" || ha.InvocationID != "inv-a" || ha.Downtime <= 0 || ha.Succeeded() ||
+		!strings.HasPrefix(ha.Reason, "left down by a backup interrupted at ") || !strings.Contains(ha.Reason, "restored at manager start") {
+		t.Errorf("history of a %+v", ha)
+	}
+	if got := lines(t, eventsA); len(got) != 1 || !strings.HasPrefix(got[0], "failure interrupted on_failure left down by a backup interrupted at") {
+		t.Errorf("notifications of a %q", got)
+	}
+	if h := c.history("b"); h != nil {
+		t.Errorf("b still runs, yet has a history: %+v", h)
+	}
+	if p := c.plan("b"); p.Finished || !p.LeftDown() || c.mgr.State("backup-hold@b.service") != "active" {
+		t.Errorf("b was touched: %+v", p)
+	}
+	hc := c.history("c")
+	if hc == nil || hc.Result != "interrupted" || hc.Downtime != 0 || hc.Reason != "interrupted before it finished (at manager start)" {
+		t.Errorf("history of c %+v", hc)
+	}
+	if got := lines(t, eventsC); len(got) != 1 || got[0] != "failure interrupted on_failure interrupted before it finished (at manager start)" {
+		t.Errorf("notifications of c %q", got)
+	}
+
+	if out, _ := c.must(0, "list"); strings.Contains(out, "LEFT DOWN") {
+		t.Errorf("list after recover:\n%s", out)
+	}
+	// Again: nothing left to do, nothing notified twice.
+	before = len(c.mgr.Changes())
+	c.must(0, "recover")
+	if got := c.mgr.Changes()[before:]; len(got) != 0 {
+		t.Errorf("second recover changed %q", got)
+	}
+	// backup-notify@a for the same run: reported already.
+	c.backupEnded("a", "signal", "")
+	c.mgr.SetProp(bkA, "InvocationID", "inv-a")
+	c.must(0, "notify", "a")
+	if got := lines(t, eventsA); len(got) != 1 {
+		t.Errorf("notified again: %q", got)
+	}
+}
+
+func TestRecoverRestoreFails(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	events := filepath.Join(t.TempDir(), "events")
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{
+		"a": "stack \"a\" {\n  jobs = [\"job-a\"]\n" + appendNotify(events) + "}\n",
+	})
+	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+	c.backupRuns("a", "inv-a")
+	c.must(0, "gate", "a")
+	c.must(0, "hold", "a")
+	c.mgr.Set("inactive", bkA).Fail("start "+unitA, errors.New("Unit a-stack.service is masked."))
+	t.Setenv("INVOCATION_ID", "")
+	// The stack file went too: the plan is all there is.
+	if err := os.Remove(c.stackFile("a")); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := c.must(0, "list"); !strings.Contains(out, "(no stack file now)") || !strings.Contains(out, "LEFT DOWN") {
+		t.Errorf("list:\n%s", out)
+	}
+	_, errs := c.must(exitcode.Failure, "recover")
+	if !strings.Contains(errs, "stack a: restore: "+unitA+" inactive after the start (Unit a-stack.service is masked.)") {
+		t.Errorf("stderr:\n%s", errs)
+	}
+	if p := c.plan("a"); p.Finished || !p.LeftDown() {
+		t.Errorf("plan %+v", p)
+	}
+	if h := c.history("a"); h != nil {
+		t.Errorf("history %+v", h)
+	}
+	if got := lines(t, events); len(got) != 0 {
+		t.Errorf("notified %q", got)
+	}
+	// Fixed by hand: the next recover restores it.
+	c.mgr.Fail("start "+unitA, nil)
+	c.must(0, "recover")
+	if h := c.history("a"); h == nil || h.Result != "interrupted" {
+		t.Errorf("history %+v", h)
+	}
+	if got := lines(t, events); len(got) != 1 {
+		t.Errorf("notified %q", got)
+	}
+	// Nothing to recover at all.
+	c2 := newCLI(t, "", nil)
+	c2.must(0, "recover")
+	c2.changes()
+}
+
+// The next backup's gate restores what an earlier one left down before it
+// looks at what is up; if that fails, it refuses and keeps the earlier plan.
+func TestStepsGateRecoversFirst(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+	c.backupRuns("a", "inv-1")
+	c.must(0, "gate", "a")
+	c.must(0, "hold", "a")
+	// inv-1 dies without its finish; inv-2 starts while the restore still fails.
+	c.mgr.Fail("start "+unitA, errors.New("Job for a-stack.service failed"))
+	c.backupRuns("a", "inv-2")
+	_, errs := c.must(exitcode.Failure, "gate", "a")
+	if !strings.Contains(errs, "left down by an earlier backup (invocation inv-1) and could not be restored") {
+		t.Errorf("gate stderr:\n%s", errs)
+	}
+	if p := c.plan("a"); p.InvocationID != "inv-1" || !p.LeftDown() || p.Finished {
+		t.Fatalf("the earlier plan must stay: %+v", p)
+	}
+	t.Setenv("SERVICE_RESULT", "exit-code")
+	_, errs = c.must(0, "finish", "a")
+	if !strings.Contains(errs, "nothing to restore") {
+		t.Errorf("finish stderr:\n%s", errs)
+	}
+	if p := c.plan("a"); p.InvocationID != "inv-1" || !p.LeftDown() {
+		t.Fatalf("finish of inv-2 touched inv-1's plan: %+v", p)
+	}
+	// inv-3: the start works again; its gate restores, then passes.
+	c.mgr.Fail("start "+unitA, nil)
+	c.backupRuns("a", "inv-3")
+	c.must(0, "gate", "a")
+	if p := c.plan("a"); p.InvocationID != "inv-3" || !p.UnitActive || p.Held {
+		t.Errorf("plan %+v", p)
+	}
+	if c.mgr.State(unitA) != "active" {
+		t.Error("stack not restored")
+	}
+}
+
+// Damaged plan and history files are moved aside, said in the journal, and
+// never stop the next backup.
+func TestStepsDamagedStateFiles(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+	for _, f := range []string{filepath.Join(c.stateDir(), "plan", "a.json"), filepath.Join(c.stateDir(), "history", "a.json")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("{\"stack\": tru"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.backupRuns("a", "inv-d")
+	_, errs := c.must(0, "gate", "a")
+	if !strings.Contains(errs, "plan/a.json is damaged") || !strings.Contains(errs, "moved it to") {
+		t.Errorf("gate stderr:\n%s", errs)
+	}
+	c.must(0, "hold", "a")
+	c.must(0, "wait-stopped", "a")
+	c.must(0, "run", "a")
+	t.Setenv("SERVICE_RESULT", "success")
+	_, errs = c.must(0, "finish", "a")
+	if !strings.Contains(errs, "history/a.json is damaged") {
+		t.Errorf("finish stderr:\n%s", errs)
+	}
+	if h := c.history("a"); h == nil || !h.Succeeded() || h.InvocationID != "inv-d" {
+		t.Errorf("history %+v", h)
+	}
+	for _, d := range []string{"plan", "history"} {
+		if m, _ := filepath.Glob(filepath.Join(c.stateDir(), d, "a.json.corrupt-*")); len(m) != 1 {
+			t.Errorf("%s: moved aside %q", d, m)
+		}
+	}
+	c.changes("start "+holdA, "stop --alone "+holdA, "start "+unitA)
+}
+
+// The plan of a run that held its stack down is damaged before its finish:
+// finish cannot know what was up, but must not leave the hold in place and
+// say that nothing was stopped.
+func TestStepsFinishWithAPlanDamagedAfterTheHold(t *testing.T) {
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
+	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
+	c.mgr.Set("active", unitA).Conflicts(holdA, unitA)
+	c.backupRuns("a", "inv-x")
+	c.must(0, "gate", "a")
+	c.must(0, "hold", "a")
+	if err := os.WriteFile(filepath.Join(c.stateDir(), "plan", "a.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SERVICE_RESULT", "success")
+	_, _, errs := c.run("finish", "a")
+	if strings.Contains(errs, "the gate did not let the backup begin") {
+		t.Errorf("finish says nothing was stopped:\n%s", errs)
+	}
+	if c.mgr.State(holdA) == "active" || c.mgr.State(unitA) != "active" {
+		t.Errorf("after finish: hold %s, stack %s", c.mgr.State(holdA), c.mgr.State(unitA))
 	}
 }
 
 // App.RuntimeDir and App.StateDir override the environment.
 func TestStepsAppDirs(t *testing.T) {
-	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a"})
+	_, url := startSim(t, duplicatisim.Quirks{}, duplicatisim.Backup{ID: "1", Name: "job-a", Duration: 20 * time.Millisecond})
 	c := newCLI(t, apiConfig(url, "", ""), map[string]string{"a": `stack "a" { jobs = ["job-a"] }`})
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("INVOCATION_ID", "inv-11")
+	c.backupRuns("a", "inv-11")
 	_, errs := c.must(exitcode.Usage, "gate", "a")
 	if !strings.Contains(errs, "XDG_RUNTIME_DIR") {
 		t.Errorf("%s", errs)
@@ -522,12 +1060,15 @@ func TestStepsAppDirs(t *testing.T) {
 	if code := run("gate", "a"); code != 0 {
 		t.Fatalf("gate: %d", code)
 	}
-	if r, _ := orchestrate.LoadRecord(rt, "a"); r == nil {
-		t.Fatal("no record in App.RuntimeDir")
+	if p, _ := orchestrate.LoadPlan(sd, "a"); p == nil || p.InvocationID != "inv-11" {
+		t.Fatal("no plan in App.StateDir")
+	}
+	if _, err := os.Stat(filepath.Join(rt, "slot")); err != nil {
+		t.Fatalf("no slot in App.RuntimeDir: %v", err)
 	}
 	t.Setenv("SERVICE_RESULT", "success")
-	if code := run("release", "a"); code != 0 {
-		t.Fatalf("release: %d", code)
+	if code := run("finish", "a"); code != 0 {
+		t.Fatalf("finish: %d", code)
 	}
 	if h, _ := orchestrate.LoadHistory(sd, "a"); h == nil || h.Result != "success" {
 		t.Fatalf("history in App.StateDir: %+v", h)

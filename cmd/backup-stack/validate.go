@@ -33,6 +33,11 @@ func (c *ValidateCmd) Run(ctx context.Context, app *App) error {
 		set, d := hcl.Load(dir)
 		diags, stacks = d, set.Stacks
 		fmt.Fprintf(app.Stdout, "%s: %d stack(s) valid, %d file(s) with errors\n", dir, len(set.Stacks), len(set.Broken))
+		if sd, err := app.stateDir(); err == nil {
+			for _, w := range planWarnings(sd, set) {
+				fmt.Fprintln(app.Stdout, w)
+			}
+		}
 	} else {
 		cfg, d := loadConfigFile(filepath.Join(dir, "config.hcl"))
 		diags = append(diags, d...)

@@ -28,6 +28,8 @@ type Event struct {
 	ExitStatus string
 	// Log is the last lines of the backup's log.
 	Log string
+	// Reason says in words why a backup failed ("" when it did not).
+	Reason string
 }
 
 // Env returns the environment variables a notification command gets.
@@ -41,6 +43,7 @@ func (e Event) Env() []string {
 		"BACKUP_UNIT=backup@" + e.Stack + ".service",
 		"BACKUP_HOST=" + host,
 		"BACKUP_LOG=" + e.Log,
+		"BACKUP_REASON=" + e.Reason,
 	}
 }
 

@@ -2,6 +2,7 @@ package orchestrate
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,6 +24,8 @@ type History struct {
 	// Downtime is how long the stack was held down, in seconds.
 	Downtime float64  `json:"downtime_seconds,omitempty"`
 	Failures []string `json:"failures,omitempty"`
+	// Reason says in words why the run failed ("" when it did not).
+	Reason string `json:"reason,omitempty"`
 	// LastSuccess is the end of the last successful run, carried over from
 	// run to run, so a dead man's switch can be built on it.
 	LastSuccess time.Time `json:"last_success,omitempty"`
@@ -57,15 +60,24 @@ func historyPath(dir, stack string) string { return filepath.Join(dir, "history"
 // Save writes the history entry atomically.
 func (h *History) Save(stateDir string) error { return writeJSON(historyPath(stateDir, h.Stack), h) }
 
-// LoadHistory returns the last run of stack, or nil.
+// LoadHistory returns the last run of stack, or nil. A damaged file is
+// moved aside (and said in the error), with a nil history.
 func LoadHistory(stateDir, stack string) (*History, error) {
 	var h History
-	err := readJSON(historyPath(stateDir, stack), &h)
+	path := historyPath(stateDir, stack)
+	err := readJSON(path, &h)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err == nil && h.Stack != stack {
+		err = fmt.Errorf("it is the history of stack %q", h.Stack)
+	}
 	if err != nil {
-		return nil, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
+		return nil, moveAside(path, err.Error())
 	}
 	return &h, nil
 }

@@ -1,8 +1,10 @@
 // Package orchestrate holds the small steps that backup@<stack>.service
 // runs around the Duplicati jobs: the gate (single slot, Duplicati idle,
-// required paths, record of what was active), the hold, the wait for the
-// containers, the hooks of ExecStopPost=, the restore and the release.
-// systemd does the stopping and starting; these steps decide and wait.
+// required paths, the plan with what was up), the hold, the wait for the
+// containers, the hooks, and the finish (restore, containers back, release),
+// plus the recovery of a stack that a crash left down. systemd does the
+// stopping and starting; these steps decide, wait and check. Only the gate
+// reads the configuration: every later step works from the plan.
 package orchestrate
 
 import (
@@ -12,7 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
@@ -27,17 +31,20 @@ var (
 	ErrGateTimeout  = errors.New("gave up waiting")
 	ErrUnreachable  = errors.New("Duplicati unreachable")
 	ErrNotFromUnit  = errors.New("not run from backup@.service")
+	ErrNoPlan       = errors.New("no plan of this run")
 )
 
-// Containers answers which containers of a compose project run.
+// Containers lists the containers of a compose project, in any state.
 type Containers interface {
-	Running(ctx context.Context, project string) ([]string, error)
+	List(ctx context.Context, project string) ([]podman.Container, error)
 }
 
 // Env is what every step needs.
 type Env struct {
-	// Dir is the runtime state directory (see RuntimeDir).
+	// Dir is the runtime state directory (the slot; see RuntimeDir).
 	Dir string
+	// StateDir is the durable state directory (plans, history; see StateDir).
+	StateDir string
 	// InvocationID of the running backup@<stack>.service.
 	InvocationID string
 	Manager      manager.Manager
@@ -69,12 +76,45 @@ func (e *Env) needInvocation() error {
 // checked against the manager.
 func (e *Env) SlotFor() Slot {
 	return Slot{Dir: e.Dir, Alive: func(ctx context.Context, h Holder) (bool, error) {
-		ps, err := e.Manager.Show(ctx, []string{systemd.BackupService(h.Stack)}, "InvocationID", "ActiveState")
-		if err != nil {
-			return false, err
-		}
-		return ps[0]["InvocationID"] == h.InvocationID && systemd.Running(ps[0]["ActiveState"]), nil
+		return e.invocationRunning(ctx, h.Stack, h.InvocationID)
 	}}
+}
+
+// invocationRunning reports whether backup@stack.service still runs that
+// invocation (including its ExecStopPost= steps).
+func (e *Env) invocationRunning(ctx context.Context, stack, inv string) (bool, error) {
+	ps, err := e.Manager.Show(ctx, []string{systemd.BackupService(stack)}, "InvocationID", "ActiveState")
+	if err != nil {
+		return false, err
+	}
+	return ps[0]["InvocationID"] == inv && systemd.Running(ps[0]["ActiveState"]), nil
+}
+
+// OwnPlan returns this invocation's plan of stack. ErrNoPlan when there is
+// none (the gate did not get that far), wrapped with why.
+func (e *Env) OwnPlan(stack string) (*Plan, error) {
+	if err := e.needInvocation(); err != nil {
+		return nil, err
+	}
+	p, err := LoadPlan(e.StateDir, stack)
+	if err != nil && !errors.Is(err, ErrDamagedState) {
+		return nil, err
+	}
+	if err != nil {
+		e.warn("%v", err)
+	}
+	if p == nil || p.InvocationID != e.InvocationID {
+		return nil, fmt.Errorf("%w (invocation %s): the gate did not let it begin", ErrNoPlan, e.InvocationID)
+	}
+	return p, nil
+}
+
+// save writes the plan; a plan that cannot be saved is an error of the step.
+func (e *Env) save(p *Plan) error {
+	if err := p.Save(e.StateDir); err != nil {
+		return fmt.Errorf("saving the plan: %w", err)
+	}
+	return nil
 }
 
 // IdleFunc reports whether Duplicati can take our jobs right now, in words.
@@ -103,38 +143,73 @@ func CheckPaths(paths []string) error {
 	return nil
 }
 
-// Gate runs before anything is stopped. It waits (stack still up) for the
-// single backup slot and for an idle Duplicati, checks the required paths
-// and records which of the stack's units are active. It waits at most
-// maxWait in all.
-func Gate(ctx context.Context, e *Env, st *hcl.Stack, maxWait time.Duration, idle IdleFunc) error {
+// Gate runs before anything is stopped, and is the only step that reads
+// the configuration. If an earlier run of the stack left it held down (a
+// crash, a shutdown), that run's plan is restored first: what is active now
+// is not the truth. Then it waits (stack still up) for the single backup
+// slot and an idle Duplicati, at most maxWait in all, checks the required
+// paths, and saves the plan: the settings and what is up now.
+func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait time.Duration, idle IdleFunc) (*Plan, error) {
 	if err := e.needInvocation(); err != nil {
-		return err
+		return nil, err
+	}
+	prev, err := LoadPlan(e.StateDir, st.Name)
+	if err != nil {
+		e.warn("%v", err)
+		if !errors.Is(err, ErrDamagedState) {
+			return nil, err
+		}
+	}
+	if prev != nil && prev.InvocationID != e.InvocationID && !prev.Finished {
+		if _, err := Recover(ctx, e, prev, "found by the next backup's gate"); err != nil {
+			return nil, fmt.Errorf("the stack was left down by an earlier backup (invocation %s) and could not be restored: %w", prev.InvocationID, err)
+		}
 	}
 	if err := CheckPaths(st.RequirePaths); err != nil {
-		return err
+		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	me := Holder{Stack: st.Name, InvocationID: e.InvocationID, Since: time.Now()}
-	err := e.SlotFor().Take(wctx, me, e.poll(), func(h Holder) {
+	err = e.SlotFor().Take(wctx, me, e.poll(), func(h Holder) {
 		e.info("waiting for the backup slot: stack %q is being backed up (since %s); stack %q stays up meanwhile",
 			h.Stack, h.Since.Format(time.TimeOnly), st.Name)
 	})
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("%w after %s: %w", ErrGateTimeout, maxWait, err)
+			return nil, fmt.Errorf("%w after %s (wait_timeout of duplicati in config.hcl): %w", ErrGateTimeout, maxWait, err)
 		}
-		return err
+		return nil, err
 	}
 	e.info("took the backup slot")
 	if err := waitIdle(wctx, e, maxWait, idle); err != nil {
-		return err
+		return nil, err
 	}
 	if err := CheckPaths(st.RequirePaths); err != nil {
-		return err
+		return nil, err
 	}
-	return record(ctx, e, st)
+	p := NewPlan(cfg, st, e.InvocationID)
+	up, err := manager.Up(ctx, e.Manager, p.Units()...)
+	if err != nil {
+		return nil, err
+	}
+	p.UnitActive = up[0]
+	if len(up) > 1 {
+		p.SocketActive = up[1]
+	}
+	if len(up) > 2 {
+		p.ServiceActive = up[2]
+	}
+	if cs, err := e.Containers.List(ctx, p.Settings.ProjectLabel); err == nil {
+		p.Containers = podman.Up(cs)
+	} else if !errors.Is(err, podman.ErrNotInstalled) {
+		return nil, err
+	}
+	if err := e.save(p); err != nil {
+		return nil, err
+	}
+	e.info("recorded: %s", p.describe())
+	return p, nil
 }
 
 func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc) error {
@@ -169,269 +244,445 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 	}
 }
 
-func record(ctx context.Context, e *Env, st *hcl.Stack) error {
-	old, err := LoadRecord(e.Dir, st.Name)
-	if err != nil {
-		e.warn("ignoring an unreadable record: %v", err)
-		old = nil
-	}
-	if old != nil && old.InvocationID != e.InvocationID && old.Held && !old.Restored {
-		// An earlier run stopped the stack and never restored it (manager
-		// crash, restore failure). What is active now is not the truth; that
-		// run's memory is.
-		e.warn("an earlier backup (invocation %s, %s) left the stack held down; restoring what was active before it",
-			old.InvocationID, old.Gate.Format(time.DateTime))
-		// It stays Held: the stack is still down, so this run's restore must
-		// bring it back even if this run fails before its own hold.
-		old.InvocationID = e.InvocationID
-		old.Inherited = true
-		return old.Save(e.Dir)
-	}
-	r := &Record{Stack: st.Name, InvocationID: e.InvocationID, Gate: time.Now()}
-	units := []string{st.Unit}
-	if st.OnDemand != nil {
-		units = append(units, st.OnDemand.Socket)
-		if st.OnDemand.Service != "" {
-			units = append(units, st.OnDemand.Service)
-		}
-	}
-	up, err := manager.Up(ctx, e.Manager, units...)
-	if err != nil {
-		return err
-	}
-	r.UnitActive = up[0]
-	if len(up) > 1 {
-		r.SocketActive = up[1]
-	}
-	if len(up) > 2 {
-		r.ServiceActive = up[2]
-	}
-	e.info("recorded: %s", r.describe(st))
-	return r.Save(e.Dir)
-}
-
-func (r *Record) describe(st *hcl.Stack) string {
+func (p *Plan) describe() string {
 	state := func(b bool) string {
 		if b {
 			return "active"
 		}
 		return "inactive"
 	}
-	s := fmt.Sprintf("%s %s", st.Unit, state(r.UnitActive))
-	if st.OnDemand != nil {
-		s += fmt.Sprintf(", %s %s", st.OnDemand.Socket, state(r.SocketActive))
-		if st.OnDemand.Service != "" {
-			s += fmt.Sprintf(", %s %s", st.OnDemand.Service, state(r.ServiceActive))
+	s := fmt.Sprintf("%s %s", p.Settings.Unit, state(p.UnitActive))
+	if p.Settings.Socket != "" {
+		s += fmt.Sprintf(", %s %s", p.Settings.Socket, state(p.SocketActive))
+		if p.Settings.Service != "" {
+			s += fmt.Sprintf(", %s %s", p.Settings.Service, state(p.ServiceActive))
 		}
 	}
-	return s
+	return fmt.Sprintf("%s; %d container(s) running: %s", s, len(p.Containers), strings.Join(p.Containers, ", "))
 }
 
-// ownRecord returns this invocation's record, or nil.
-func ownRecord(e *Env, stack string) (*Record, error) {
-	r, err := LoadRecord(e.Dir, stack)
-	if err != nil || r == nil || r.InvocationID != e.InvocationID {
-		return nil, err
+// NoteChanges says in the journal when the stack's file or config.hcl
+// changed since the gate: the run keeps the settings it started with.
+func NoteChanges(e *Env, p *Plan) {
+	if ch := p.Changed(); len(ch) > 0 {
+		slices.Sort(ch)
+		e.warn("%s changed during the backup; this run keeps the settings it started with", strings.Join(ch, ", "))
 	}
-	return r, nil
 }
 
 // Hold starts the hold unit, which makes systemd stop the stack, its
-// on-demand socket and service.
-func Hold(ctx context.Context, e *Env, st *hcl.Stack) error {
-	if err := e.needInvocation(); err != nil {
+// on-demand socket and service, bounded by stop_timeout.
+func Hold(ctx context.Context, e *Env, p *Plan) error {
+	// Mark first: from here on, whatever happens, the restore must run.
+	p.Held, p.HeldAt = true, time.Now()
+	if err := e.save(p); err != nil {
 		return err
 	}
-	r, err := ownRecord(e, st.Name)
+	hold := systemd.HoldService(p.Stack)
+	e.info("stopping %s (starting %s)", strings.Join(p.Units(), ", "), hold)
+	hctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
+	defer cancel()
+	startErr := e.Manager.Start(hctx, hold)
+	if startErr != nil && ctx.Err() != nil {
+		return startErr
+	}
+	// The start's own answer is not the truth (a daemon-reexec drops the
+	// connection, a timeout leaves the job running): what the units are is.
+	states, err := settle(ctx, e, p.Settings.StopTimeout, append([]string{hold}, p.Units()...)...)
 	if err != nil {
 		return err
 	}
-	if r == nil {
-		return fmt.Errorf("no record of the gate for this run; refusing to stop %s", st.Unit)
+	if states[0] != "active" {
+		return fmt.Errorf("%s did not start within stop_timeout %s (it is %s; raise stop_timeout in the stack file): %v", hold, p.Settings.StopTimeout, states[0], startErr)
 	}
-	// Mark first: from here on, whatever happens, the restore must run.
-	if !r.Held || r.HeldAt.IsZero() {
-		// An inherited record keeps the earlier hold's time: the stack has
-		// been down since then.
-		r.HeldAt = time.Now()
+	for i, u := range p.Units() {
+		if systemd.Running(states[i+1]) {
+			return fmt.Errorf("%s is still %s after %s started (stop_timeout %s)", u, states[i+1], hold, p.Settings.StopTimeout)
+		}
 	}
-	r.Held = true
-	if err := r.Save(e.Dir); err != nil {
-		return err
+	if startErr != nil {
+		e.warn("starting %s said %v, yet it is active and the stack is down; going on", hold, startErr)
 	}
-	hold := systemd.HoldService(st.Name)
-	e.info("stopping %s (starting %s)", st.Unit, hold)
-	hctx, cancel := context.WithTimeout(ctx, st.StopTimeout+30*time.Second)
-	defer cancel()
-	if err := e.Manager.Start(hctx, hold); err != nil {
-		return err
-	}
-	if active, err := manager.IsUp(ctx, e.Manager, st.Unit); err != nil {
-		return err
-	} else if active {
-		return fmt.Errorf("%s is still active after %s started", st.Unit, hold)
-	}
-	e.info("%s is down for the backup", st.Unit)
+	e.info("%s is down for the backup", p.Settings.Unit)
 	return nil
 }
 
-// WaitStopped waits until no container of the stack's compose project runs.
-func WaitStopped(ctx context.Context, e *Env, st *hcl.Stack) error {
-	wctx, cancel := context.WithTimeout(ctx, st.StopTimeout)
+// settle polls the units until none is changing (activating, deactivating,
+// reloading) or bound passes, and returns their states. An error to reach
+// the manager (it is re-executing) is retried until bound.
+func settle(ctx context.Context, e *Env, bound time.Duration, units ...string) ([]string, error) {
+	deadline := time.Now().Add(bound)
+	for {
+		states, err := manager.States(ctx, e.Manager, units...)
+		if err == nil && !slices.ContainsFunc(states, changing) {
+			return states, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return nil, fmt.Errorf("the manager did not answer within %s: %w", bound, err)
+			}
+			return states, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(e.poll()):
+		}
+	}
+}
+
+func changing(state string) bool {
+	return state == "activating" || state == "deactivating" || state == "reloading" || state == "refreshing"
+}
+
+// WaitStopped waits until every container of the stack's compose project
+// is down (podman ps -a: any state but exited, stopped, created and
+// configured counts as running), bounded by stop_timeout.
+func WaitStopped(ctx context.Context, e *Env, p *Plan) error {
+	wctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
 	defer cancel()
 	start := time.Now()
-	var last []string
+	var last []podman.Container
 	for {
-		names, err := e.Containers.Running(wctx, st.ProjectLabel)
+		cs, err := e.Containers.List(wctx, p.Settings.ProjectLabel)
 		if errors.Is(err, podman.ErrNotInstalled) {
-			e.warn("%v; not waiting for containers labelled %s=%s", err, podman.ProjectLabel, st.ProjectLabel)
-			return nil
+			e.warn("%v; not waiting for containers labelled %s=%s", err, podman.ProjectLabel, p.Settings.ProjectLabel)
+			p.Stopped = true
+			return e.save(p)
 		}
 		if err != nil && wctx.Err() == nil {
 			return err
 		}
-		if err == nil && len(names) == 0 {
-			e.info("no container of project %q runs (waited %s)", st.ProjectLabel, time.Since(start).Round(time.Millisecond))
-			return nil
-		}
 		if err == nil {
-			last = names
+			last = cs
+			if len(podman.Up(cs)) == 0 {
+				e.info("no container of project %q runs (waited %s)", p.Settings.ProjectLabel, time.Since(start).Round(time.Millisecond))
+				p.Stopped = true
+				return e.save(p)
+			}
 		}
 		select {
 		case <-wctx.Done():
-			return fmt.Errorf("containers of project %q still running after stop_timeout %s: %s",
-				st.ProjectLabel, st.StopTimeout, strings.Join(last, ", "))
-		case <-time.After(e.containerPoll()):
+			return fmt.Errorf("containers of project %q still running after stop_timeout %s (raise stop_timeout in the stack file, or make them stop): %s; no job was started",
+				p.Settings.ProjectLabel, p.Settings.StopTimeout, describeUp(last))
+		case <-time.After(min(e.poll(), 250*time.Millisecond)):
 		}
 	}
 }
 
-func (e *Env) containerPoll() time.Duration { return min(e.poll(), 250*time.Millisecond) }
+func describeUp(cs []podman.Container) string {
+	var out []string
+	for _, c := range cs {
+		if !c.Down() {
+			out = append(out, fmt.Sprintf("%s (%s)", c.Name, c.State))
+		}
+	}
+	return strings.Join(out, ", ")
+}
 
-// RunHook runs one hook of ExecStopPost=. It only runs when this
-// invocation got past the gate (a backup that never began has nothing to
-// undo), and records a failure that must fail the unit at release.
-func RunHook(ctx context.Context, e *Env, st *hcl.Stack, kind string, ignoreFailure bool, argv []string) error {
-	if err := e.needInvocation(); err != nil {
-		return err
+// ErrHookTimeout is a hook that did not end within its timeout.
+var ErrHookTimeout = errors.New("hook timed out")
+
+// RunHook runs hook n (1-based) of a kind from the plan, bounded by its
+// timeout (the hook's whole process group is killed then). A failure is
+// returned unless the hook has ignore_failure; the caller records it.
+// env is added to the hook's environment.
+func RunHook(ctx context.Context, e *Env, p *Plan, kind string, n int, env []string) error {
+	hooks := p.HooksOf(kind)
+	if n < 1 || n > len(hooks) {
+		return fmt.Errorf("the plan of this run has %d %s hook(s), not a number %d", len(hooks), kind, n)
 	}
-	r, err := ownRecord(e, st.Name)
-	if err != nil {
-		return err
+	h := hooks[n-1]
+	if len(h.Command) == 0 || h.Command[0] == "" {
+		return fmt.Errorf("hook %s %d of the plan has no command (a damaged plan?)", kind, n)
 	}
-	if r == nil {
-		e.info("%s hook skipped: this run stopped before the gate let it begin", kind)
+	e.info("%s hook: %s", kind, strings.Join(h.Command, " "))
+	err := runBounded(ctx, h, env)
+	if err == nil {
 		return nil
 	}
-	if len(argv) == 0 {
-		return errors.New("empty hook command")
+	if h.IgnoreFailure {
+		e.warn("%s hook failed (%v); ignored as configured (ignore_failure)", kind, err)
+		return nil
 	}
-	e.info("%s hook: %s", kind, strings.Join(argv, " "))
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	return fmt.Errorf("hook %s: %w", kind, err)
+}
+
+func runBounded(ctx context.Context, h Hook, env []string) error {
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = hcl.DefaultHookTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(hctx, h.Command[0], h.Command[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		if ignoreFailure {
-			e.warn("%s hook failed (%v); ignored as configured", kind, err)
-			return nil
+	cmd.Env = append(os.Environ(), env...)
+	// Its own process group, so that the timeout ends the hook's children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return nil
+	case hctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+		return fmt.Errorf("%w after %s (timeout in the hook block): %s", ErrHookTimeout, timeout, h.Command[0])
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%s: %v", h.Command[0], err)
+	}
+	// The program could not be started at all (not found, not executable).
+	return err
+}
+
+// Restore stops the hold unit and starts what the policy says, bounded by
+// start_timeout, then waits until the containers that ran at the gate run
+// again. It acts only when the plan says the stack is held and not yet
+// restored. The plan is saved as restored once the units are up (the
+// containers' check is a separate failure: there is nothing more to start).
+func Restore(ctx context.Context, e *Env, p *Plan) error {
+	if !p.Held || p.Restored {
+		if !p.Held {
+			e.info("nothing to restore: %s was not stopped by this run", p.Settings.Unit)
 		}
-		_ = AddFailure(e.Dir, st.Name, e.InvocationID, kind+" hook")
-		return fmt.Errorf("%s hook failed: %w", kind, err)
+		return nil
+	}
+	hold := systemd.HoldService(p.Stack)
+	sctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
+	stopErr := e.Manager.Stop(sctx, true, hold)
+	cancel()
+	if st, err := settle(ctx, e, p.Settings.StopTimeout, hold); err != nil || systemd.Up(st[0]) {
+		return fmt.Errorf("releasing the hold: %s is still up (%v %v)", hold, stopErr, err)
+	}
+	start := p.toStart()
+	if len(start) == 0 {
+		e.info("restore (%s): nothing was active before, nothing to start", p.Settings.RestorePolicy)
+	} else {
+		e.info("restore (%s): starting %s", p.Settings.RestorePolicy, strings.Join(start, " "))
+		if err := startAndSettle(ctx, e, p.Settings.StartTimeout, start); err != nil {
+			return err
+		}
+	}
+	p.Restored, p.RestoredAt = true, time.Now()
+	if err := e.save(p); err != nil {
+		return err
+	}
+	e.info("stack restored; down for %s", p.RestoredAt.Sub(p.HeldAt).Round(time.Millisecond))
+	if p.UnitActive || p.Settings.RestorePolicy == hcl.RestoreAlways {
+		return CameBack(ctx, e, p)
 	}
 	return nil
 }
 
-// Restore stops the hold unit and starts what the policy says, waiting for
-// the start. It only acts when this invocation held the stack down.
-func Restore(ctx context.Context, e *Env, st *hcl.Stack) error {
-	if err := e.needInvocation(); err != nil {
-		return err
-	}
-	r, err := ownRecord(e, st.Name)
-	if err != nil {
-		return err
-	}
-	if r == nil || !r.Held {
-		e.info("nothing to restore: %s was not stopped by this run", st.Unit)
-		return nil
-	}
-	fail := func(err error) error {
-		_ = AddFailure(e.Dir, st.Name, e.InvocationID, "restore")
-		return err
-	}
-	sctx, cancel := context.WithTimeout(ctx, st.StopTimeout+30*time.Second)
-	defer cancel()
-	if err := e.Manager.Stop(sctx, true, systemd.HoldService(st.Name)); err != nil {
-		return fail(fmt.Errorf("releasing the hold: %w", err))
-	}
+// toStart is what the policy says to start again.
+func (p *Plan) toStart() []string {
+	s := p.Settings
 	var start []string
-	switch st.RestorePolicy {
-	case hcl.RestoreAlways:
-		start = append(start, st.Unit)
-		if st.OnDemand != nil {
-			start = append(start, st.OnDemand.Socket)
+	if s.RestorePolicy == hcl.RestoreAlways {
+		start = append(start, s.Unit)
+		if s.Socket != "" {
+			start = append(start, s.Socket)
 		}
-	default:
-		if r.UnitActive {
-			start = append(start, st.Unit)
-		}
-		if st.OnDemand != nil && r.SocketActive {
-			start = append(start, st.OnDemand.Socket)
-		}
-		if st.OnDemand != nil && st.OnDemand.Service != "" && r.ServiceActive {
-			start = append(start, st.OnDemand.Service)
-		}
+		return start
 	}
-	if len(start) == 0 {
-		e.info("restore (%s): nothing was active before, nothing to start", st.RestorePolicy)
-	} else {
-		e.info("restore (%s): starting %s", st.RestorePolicy, strings.Join(start, " "))
-		tctx, cancel := context.WithTimeout(ctx, st.StartTimeout)
-		defer cancel()
-		if err := e.Manager.Start(tctx, start...); err != nil {
-			return fail(fmt.Errorf("restore: %w", err))
+	if p.UnitActive {
+		start = append(start, s.Unit)
+	}
+	if s.Socket != "" && p.SocketActive {
+		start = append(start, s.Socket)
+	}
+	if s.Socket != "" && s.Service != "" && p.ServiceActive {
+		start = append(start, s.Service)
+	}
+	return start
+}
+
+// startAndSettle starts units and returns when their start jobs have ended
+// and they are up. The answer of `systemctl start` is not trusted either
+// way: a timeout leaves the job running in the manager (so this waits for
+// it to end, bounded by another start_timeout, before the slot can be
+// freed), and a daemon-reexec drops the connection mid-job ("unknown"), so
+// the units are polled; a unit that is down after that is started once more.
+func startAndSettle(ctx context.Context, e *Env, bound time.Duration, units []string) error {
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, bound)
+		err := e.Manager.Start(tctx, units...)
+		timedOut := tctx.Err() == context.DeadlineExceeded
+		cancel()
+		states, serr := settle(ctx, e, bound, units...)
+		if serr != nil {
+			return fmt.Errorf("restore: %w", serr)
 		}
-		up, err := manager.Up(ctx, e.Manager, start...)
-		if err != nil {
-			return fail(fmt.Errorf("restore: cannot tell whether %s came up: %w", strings.Join(start, " "), err))
-		}
-		for i, u := range start {
-			if !up[i] {
-				return fail(fmt.Errorf("restore: %s is not active after its start", u))
+		var down []string
+		for i, u := range units {
+			// Still activating after the bound is not up: its start job runs on.
+			if !systemd.Up(states[i]) || changing(states[i]) {
+				down = append(down, fmt.Sprintf("%s %s", u, states[i]))
 			}
 		}
+		switch {
+		case len(down) == 0 && timedOut:
+			return fmt.Errorf("restore: starting %s took longer than start_timeout %s (raise start_timeout in the stack file); it is up now", strings.Join(units, " "), bound)
+		case len(down) == 0:
+			if err != nil {
+				e.warn("restore: the start said %v, yet every unit is up", err)
+			}
+			return nil
+		case err != nil && !timedOut && attempt == 1 && !strings.Contains(err.Error(), "destructive"):
+			e.warn("restore: the start said %v and %s; starting once more", err, strings.Join(down, ", "))
+			continue
+		case timedOut:
+			return fmt.Errorf("restore: %s not up within start_timeout %s (raise start_timeout in the stack file)", strings.Join(down, ", "), bound)
+		case err != nil:
+			return fmt.Errorf("restore: %s after the start (%v)", strings.Join(down, ", "), err)
+		default:
+			return fmt.Errorf("restore: %s after the start (the unit's own log says why)", strings.Join(down, ", "))
+		}
 	}
-	r.Restored, r.RestoredAt = true, time.Now()
-	if err := r.Save(e.Dir); err != nil {
-		return fail(err)
+}
+
+// CameBack waits, within start_timeout, until every container that ran at
+// the gate runs again: a stack unit can be active with no container
+// (podman-compose up exits 0 when every container fails to start).
+func CameBack(ctx context.Context, e *Env, p *Plan) error {
+	if len(p.Containers) == 0 {
+		return nil
 	}
-	e.info("stack restored; down for %s", r.RestoredAt.Sub(r.HeldAt).Round(time.Millisecond))
+	deadline := time.Now().Add(p.Settings.StartTimeout)
+	for {
+		cs, err := e.Containers.List(ctx, p.Settings.ProjectLabel)
+		if errors.Is(err, podman.ErrNotInstalled) {
+			return nil
+		}
+		missing := []string{}
+		if err == nil {
+			byName := map[string]podman.Container{}
+			for _, c := range cs {
+				byName[c.Name] = c
+			}
+			for _, n := range p.Containers {
+				c, ok := byName[n]
+				switch {
+				case !ok:
+					missing = append(missing, n+": missing")
+				case c.State != "running":
+					missing = append(missing, fmt.Sprintf("%s: %s", n, orState(c)))
+				}
+			}
+			if len(missing) == 0 {
+				e.info("all %d container(s) of project %q run again", len(p.Containers), p.Settings.ProjectLabel)
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("stack %s: cannot tell whether it came back: %w", p.Stack, err)
+			}
+			return fmt.Errorf("stack %s did not come back within start_timeout %s: %d of %d containers running (%s)",
+				p.Stack, p.Settings.StartTimeout, len(p.Containers)-len(missing), len(p.Containers), strings.Join(missing, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(e.poll(), 250*time.Millisecond)):
+		}
+	}
+}
+
+func orState(c podman.Container) string {
+	if c.Status != "" {
+		return strings.ToLower(c.Status)
+	}
+	return c.State
+}
+
+// Finish is the whole ExecStopPost= of backup@.service, from the plan:
+// post_backup and pre_start hooks, the restore, post_start and verify
+// hooks, and the release of the slot. One static line in the template, so
+// that no daemon-reload can drop it (a drop-in that vanishes takes its
+// ExecStopPost= lines with it, even from a running unit). Every step runs
+// whatever failed before it; their failures are recorded in the plan.
+// env goes to the hooks ($SERVICE_RESULT ...). The plan is finished unless
+// the stack is still held down (the restore failed, or the manager refused
+// it while shutting down): then recover restores it at the next start.
+func Finish(ctx context.Context, e *Env, p *Plan, env []string) {
+	NoteChanges(e, p)
+	for _, kind := range []string{"post_backup", "pre_start"} {
+		runHooksOf(ctx, e, p, kind, env)
+	}
+	if err := Restore(ctx, e, p); err != nil {
+		e.error("%v", err)
+		p.Fail(err.Error())
+	}
+	for _, kind := range []string{"post_start", "verify"} {
+		runHooksOf(ctx, e, p, kind, env)
+	}
+	if !p.LeftDown() {
+		p.Finished, p.FinishedAt = true, time.Now()
+	} else {
+		e.error("the stack is still held down: `backup-stack recover` (at the next manager start, or by hand) restores it")
+	}
+	if err := e.save(p); err != nil {
+		e.error("%v", err)
+	}
+}
+
+func runHooksOf(ctx context.Context, e *Env, p *Plan, kind string, env []string) {
+	for i := range p.HooksOf(kind) {
+		if err := RunHook(ctx, e, p, kind, i+1, env); err != nil {
+			e.error("%v", err)
+			p.Fail(err.Error())
+		}
+	}
+}
+
+// Release frees the slot if this invocation holds it.
+func Release(e *Env, stack string) error {
+	if err := e.SlotFor().Release(Holder{Stack: stack, InvocationID: e.InvocationID}); err != nil {
+		return fmt.Errorf("releasing the slot: %w", err)
+	}
 	return nil
 }
 
-// Release frees the slot, forgets a finished record and reports the
-// failures of the steps that ran with "-".
-func Release(ctx context.Context, e *Env, st *hcl.Stack) (*Record, []string, error) {
-	if err := e.needInvocation(); err != nil {
-		return nil, nil, err
+// Recover deals with the plan of a run that never finished (a crash of the
+// helper or the manager, a shutdown mid-backup): if it held the stack down,
+// the stack is restored by that plan's policy; the plan is then finished.
+// It does nothing while that run's unit still runs. It returns whether it
+// restored anything. why says who found it, for the journal.
+func Recover(ctx context.Context, e *Env, p *Plan, why string) (bool, error) {
+	if p.Finished {
+		return false, nil
 	}
-	var errs []error
-	r, err := ownRecord(e, st.Name)
+	running, err := e.invocationRunning(ctx, p.Stack, p.InvocationID)
 	if err != nil {
-		errs = append(errs, err)
+		return false, err
 	}
-	if r != nil && (!r.Held || r.Restored) {
-		if err := RemoveRecord(e.Dir, st.Name); err != nil {
-			errs = append(errs, err)
+	if running {
+		return false, nil
+	}
+	restored := false
+	if p.LeftDown() {
+		e.warn("stack %s was left down by a backup interrupted after %s (invocation %s, %s); restoring it by its plan (%s)",
+			p.Stack, p.HeldAt.Format(time.DateTime), p.InvocationID, why, p.Settings.RestorePolicy)
+		// This step is not that run: it acts for it.
+		err := Restore(ctx, e, p)
+		if p.Restored {
+			restored = true
+			p.Fail(fmt.Sprintf("left down by a backup interrupted at %s; restored %s at %s",
+				p.HeldAt.Format(time.TimeOnly), why, p.RestoredAt.Format(time.TimeOnly)))
 		}
-	} else if r != nil {
-		e.error("keeping the record: the stack was not restored; the next backup of %s will restore it", st.Name)
+		if err != nil {
+			p.Fail(err.Error())
+			if !p.Restored {
+				_ = e.save(p)
+				return false, err
+			}
+		}
+	} else {
+		p.Fail(fmt.Sprintf("interrupted before it finished (%s)", why))
 	}
-	if err := e.SlotFor().Release(Holder{Stack: st.Name, InvocationID: e.InvocationID}); err != nil {
-		errs = append(errs, fmt.Errorf("releasing the slot: %w", err))
-	}
-	failed, err := TakeFailures(e.Dir, st.Name, e.InvocationID)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	return r, failed, errors.Join(errs...)
+	p.Finished, p.FinishedAt = true, time.Now()
+	return restored, e.save(p)
 }

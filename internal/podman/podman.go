@@ -4,8 +4,8 @@
 package podman
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -18,15 +18,38 @@ const ProjectLabel = "io.podman.compose.project"
 // ErrNotInstalled is returned when there is no podman to ask.
 var ErrNotInstalled = errors.New("podman is not installed")
 
+// Container is one container of a project as `podman ps -a` shows it.
+type Container struct {
+	Name string
+	// State is podman's state word: created, running, stopping, exited ...
+	State string
+	// Status is podman's words for people, e.g. "Exited (125) 3 seconds ago".
+	Status string
+}
+
+// Down reports whether the container is stopped for good. Every other
+// state counts as running: podman ps (without -a) does not list a
+// container that is "stopping" (its stop was cut short while its process
+// ignores SIGTERM), yet its process still writes to the data.
+func (c Container) Down() bool {
+	switch c.State {
+	case "exited", "stopped", "created", "configured":
+		return true
+	}
+	return false
+}
+
 // CLI asks the podman command on PATH.
 type CLI struct{}
 
-// Running lists the running containers of a compose project.
-func (CLI) Running(ctx context.Context, project string) ([]string, error) {
+// List returns every container of a compose project, in any state.
+func (CLI) List(ctx context.Context, project string) ([]Container, error) {
 	if _, err := exec.LookPath("podman"); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotInstalled, err)
 	}
-	out, err := exec.CommandContext(ctx, "podman", "ps", "--filter", "label="+ProjectLabel+"="+project, "--format", "{{.Names}}").Output()
+	// JSON, because the template field {{.State}} of podman 4.3 prints the
+	// words for people ("Exited (143) 3 seconds ago"), not the state.
+	out, err := exec.CommandContext(ctx, "podman", "ps", "-a", "--filter", "label="+ProjectLabel+"="+project, "--format", "json").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -34,12 +57,38 @@ func (CLI) Running(ctx context.Context, project string) ([]string, error) {
 		}
 		return nil, fmt.Errorf("podman ps: %w", err)
 	}
-	var names []string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		if n := strings.TrimSpace(sc.Text()); n != "" {
-			names = append(names, n)
+	return parse(out)
+}
+
+// psEntry is the part of `podman ps --format json` that is used.
+type psEntry struct {
+	Names  []string `json:"Names"`
+	State  string   `json:"State"`
+	Status string   `json:"Status"`
+}
+
+func parse(out []byte) ([]Container, error) {
+	var es []psEntry
+	if err := json.Unmarshal(out, &es); err != nil {
+		return nil, fmt.Errorf("podman ps: unexpected output: %w", err)
+	}
+	cs := make([]Container, 0, len(es))
+	for _, e := range es {
+		if len(e.Names) == 0 {
+			continue
+		}
+		cs = append(cs, Container{Name: e.Names[0], State: strings.ToLower(e.State), Status: e.Status})
+	}
+	return cs, nil
+}
+
+// Up returns the names of the containers that are not down.
+func Up(cs []Container) []string {
+	var out []string
+	for _, c := range cs {
+		if !c.Down() {
+			out = append(out, c.Name)
 		}
 	}
-	return names, nil
+	return out
 }

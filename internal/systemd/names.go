@@ -57,6 +57,14 @@ func WantsLink(stack string) (path, target string) {
 	return TimersWants + "/" + BackupTimer(stack), "../" + TimerTemplate
 }
 
+// RecoverService restores, at manager start, the stacks a crash left down.
+const RecoverService = "backup-recover.service"
+
+// RecoverWantsLink is the link that makes default.target want RecoverService.
+func RecoverWantsLink() (path, target string) {
+	return "default.target.wants/" + RecoverService, "../" + RecoverService
+}
+
 // TimerOfPath returns the backup timer that a generated file belongs to
 // (its wants link or its schedule drop-in), or "".
 func TimerOfPath(p string) string {

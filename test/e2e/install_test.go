@@ -473,16 +473,23 @@ func TestInstallRootless(t *testing.T) {
 		t.Error("the harness's backup@.service.d/90-e2e-log.conf was removed")
 	}
 
-	// The last stack goes: every rendered unit and the manifest go.
+	// The last stack goes: its units go; the templates and the recovery unit
+	// stay (a backup running while its last stack file is deleted keeps its
+	// run and finish in the template, and recovery runs at the next start).
 	if err := os.Remove(filepath.Join(stacks, "beta.hcl")); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("every rendered unit to be removed", 30*time.Second, 100*time.Millisecond, func() bool {
-		return !exists(filepath.Join(unitDir, ".backup-generator-manifest"))
+	e.waitFor("beta's units to be removed", 30*time.Second, 100*time.Millisecond, func() bool {
+		return !exists(dropIn("beta"))
 	})
 	e.daemonReload()
-	if p := e.show("backup@beta.service", "LoadState"); p["LoadState"] != "not-found" {
-		t.Errorf("after the last stack file went: backup@beta.service LoadState = %q, want not-found", p["LoadState"])
+	if p := e.show("backup@beta.service", "DropInPaths"); strings.Contains(p["DropInPaths"], "50-stack.conf") {
+		t.Errorf("after the last stack file went: backup@beta.service still has its drop-in: %v", p)
+	}
+	for _, f := range []string{"backup@.service", "backup-recover.service", ".backup-generator-manifest"} {
+		if !exists(filepath.Join(unitDir, f)) {
+			t.Errorf("after the last stack file went: %s is gone", f)
+		}
 	}
 
 	// A stack again, then uninstall: everything goes, the stack file stays.

@@ -467,7 +467,7 @@ func TestScenario11Hooks(t *testing.T) {
 	env.moreWantSuccess(name, since)
 
 	// 3. A failing post_start without ignore_failure: the stack is restored, the unit fails
-	// (release exits non-zero).
+	// (finish exits non-zero).
 	err, _, polled := run("post_start fails, required", hook("post_start", 1, false))
 	if err == nil {
 		t.Errorf("required post_start failed but the unit succeeded")
@@ -475,10 +475,10 @@ func TestScenario11Hooks(t *testing.T) {
 	if p := env.show(unit, "Result"); p["Result"] != "exit-code" {
 		t.Errorf("required post_start failed: %v, want Result=exit-code", p)
 	}
-	if status, rec := env.moreExecStatus(unit, "ExecStopPost", "release"); status == "0" || status == "" {
-		t.Errorf("release status %q, want non-zero (%s)", status, rec)
+	if status, rec := env.moreExecStatus(unit, "ExecStopPost", "finish"); status == "0" || status == "" {
+		t.Errorf("finish status %q, want non-zero (%s)", status, rec)
 	} else {
-		t.Logf("release exit status %s", status)
+		t.Logf("finish exit status %s", status)
 	}
 	if d := moreDownIntervals(polled[st.Unit]); len(d) != 1 {
 		t.Errorf("required post_start failed: want one down interval of the stack, saw %s", moreFmtSamples(polled[st.Unit]))

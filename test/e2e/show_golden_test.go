@@ -37,8 +37,16 @@ var showVolatile = map[string]string{
 	"ConditionTimestampMonotonic":    "clock",
 	"AssertTimestamp":                "clock",
 	"AssertTimestampMonotonic":       "clock",
-	// A random 128-bit ID per activation (timers.target).
+	// A random 128-bit ID per activation (timers.target, backup-recover.service).
 	"InvocationID": "random",
+	// backup-recover.service runs once at every manager start: when and as which process.
+	"ExecMainStartTimestamp":          "clock",
+	"ExecMainStartTimestampMonotonic": "clock",
+	"ExecMainExitTimestamp":           "clock",
+	"ExecMainExitTimestampMonotonic":  "clock",
+	"InactiveEnterTimestamp":          "clock",
+	"InactiveEnterTimestampMonotonic": "clock",
+	"ExecMainPID":                     "pid",
 }
 
 // showHostDependent says which properties come from the machine and the process that

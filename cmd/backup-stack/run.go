@@ -61,6 +61,18 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		}
 		orchestrate.NoteChanges(s.env, p)
 		stack, jobs, dup, wait, log = p.Stack, p.Settings.Jobs, p.Settings.Duplicati, p.Settings.WaitTimeout, s.log
+		// Starting the stack during the job stops this backup: PartOf= on the
+		// hold unit does it while the hold's Conflicts= are in place, this
+		// watch also when a daemon-reload took them away.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			if u, ok := <-orchestrate.WatchUp(ctx, s.env, p.Units(), time.Second); ok {
+				log.Error(fmt.Sprintf("%s was started during the backup; stopping the job: a backup of a running stack is not the one that was asked for", u))
+				cancel(fmt.Errorf("%w: %s was started during the backup", context.Canceled, u))
+			}
+		}()
 		save = func(why string) {
 			p.Fail("run: " + why)
 			if err := p.Save(s.env.StateDir); err != nil {

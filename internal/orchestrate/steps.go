@@ -288,7 +288,16 @@ func Hold(ctx context.Context, e *Env, p *Plan) error {
 	}
 	// The start's own answer is not the truth (a daemon-reexec drops the
 	// connection, a timeout leaves the job running): what the units are is.
-	states, err := settle(ctx, e, p.Settings.StopTimeout, append([]string{hold}, p.Units()...)...)
+	// After a failed call the hold may still be inactive with its start job
+	// queued behind the stack's stop, so that wait goes on until the hold is
+	// active or failed, within stop_timeout.
+	units := append([]string{hold}, p.Units()...)
+	states, err := settle(ctx, e, p.Settings.StopTimeout, units...)
+	if err == nil && startErr != nil && states[0] == "inactive" {
+		states, err = waitUntil(ctx, e, p.Settings.StopTimeout, units, func(st []string) bool {
+			return (st[0] == "active" || st[0] == "failed") && !slices.ContainsFunc(st, changing)
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -329,6 +338,63 @@ func settle(ctx context.Context, e *Env, bound time.Duration, units ...string) (
 		case <-time.After(e.poll()):
 		}
 	}
+}
+
+// waitUntil polls the units until ok says so or bound passes, and returns
+// their last states.
+func waitUntil(ctx context.Context, e *Env, bound time.Duration, units []string, ok func([]string) bool) ([]string, error) {
+	deadline := time.Now().Add(bound)
+	var last []string
+	for {
+		states, err := manager.States(ctx, e.Manager, units...)
+		if err == nil {
+			last = states
+			if ok(states) {
+				return states, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if last == nil {
+				return nil, fmt.Errorf("the manager did not answer within %s: %w", bound, err)
+			}
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(e.poll()):
+		}
+	}
+}
+
+// WatchUp returns a channel that says which of the units came up, polling
+// every interval until ctx ends. A backup watches the units the gate froze:
+// whoever starts the stack during the job (a person, a socket) makes it a
+// backup of a running stack, even after a daemon-reload took the hold
+// unit's Conflicts= away (its drop-in is generated from the stack file).
+func WatchUp(ctx context.Context, e *Env, units []string, interval time.Duration) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		defer close(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+			up, err := manager.Up(ctx, e.Manager, units...)
+			if err != nil {
+				continue // the manager is re-executing: ask again
+			}
+			for i, u := range units {
+				if up[i] {
+					ch <- u
+					return
+				}
+			}
+		}
+	}()
+	return ch
 }
 
 func changing(state string) bool {

@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // Write writes files below dir the way a generator should (systemd.generator(7)):
@@ -50,6 +53,51 @@ func Write(dir string, files []File) error {
 		errs[i] = writeOne(dsts[i], files[i])
 	})
 	return errors.Join(errs...)
+}
+
+// RemoveOwn removes from a generator directory what an earlier run of this
+// generator left there, and nothing else: the manager empties its generator
+// directories before it runs the generators, but measured on systemd 252, not
+// at the start that follows a SIGKILL of the manager (every exclusive create
+// then failed, and a deleted stack kept its drop-in). Only this project's
+// names are touched (the backup@, backup-hold@, backup-notify@ units and
+// their drop-in directories, backup-recover.service, and this project's links
+// in timers.target.wants and default.target.wants): other generators write
+// into the same directory, at the same time.
+func RemoveOwn(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case ownName(name):
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, name)))
+		case name == "timers.target.wants" || name == "default.target.wants":
+			links, err := os.ReadDir(filepath.Join(dir, name))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, l := range links {
+				if ownName(l.Name()) {
+					errs = append(errs, os.Remove(filepath.Join(dir, name, l.Name())))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func ownName(n string) bool {
+	base := strings.TrimSuffix(n, ".d")
+	return strings.HasPrefix(base, "backup@") || strings.HasPrefix(base, "backup-hold@") ||
+		strings.HasPrefix(base, "backup-notify@") || base == systemd.RecoverService
 }
 
 // parallel calls f(0) ... f(n-1) on at most GOMAXPROCS goroutines.

@@ -224,3 +224,33 @@ func TestWriteErrorsInFileOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveOwn: what an earlier run of this generator left (a manager
+// that was SIGKILLed does not empty its generator directories) goes; what
+// other generators wrote stays.
+func TestRemoveOwn(t *testing.T) {
+	dir := t.TempDir()
+	old := sampleFiles(2)
+	old = append(old, File{Path: "default.target.wants/backup-recover.service", Link: "../backup-recover.service"},
+		File{Path: "backup-recover.service", Content: []byte("x")})
+	others := []File{
+		{Path: "xdg-autostart.service", Content: []byte("[Unit]\n")},
+		{Path: "default.target.wants/other.service", Link: "../other.service"},
+		{Path: "timers.target.wants/other.timer", Link: "../other.timer"},
+		{Path: "mybackup@.service", Content: []byte("[Unit]\n")},
+	}
+	if err := Write(dir, append(old, others...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveOwn(dir); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, dir, others)
+	// And the generator can write into it again.
+	if err := Write(dir, old); err != nil {
+		t.Fatalf("writing after RemoveOwn: %v", err)
+	}
+	if err := RemoveOwn(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("a missing directory: %v", err)
+	}
+}

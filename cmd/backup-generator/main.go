@@ -105,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if err := units.RemoveOwn(rest[0]); err != nil {
+		logf("removing what an earlier run left in %s: %v", rest[0], err)
+	}
 	if err := units.Write(rest[0], g.Files); err != nil {
 		logf("%v", err)
 		return 1

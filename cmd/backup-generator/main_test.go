@@ -133,13 +133,27 @@ func TestOneDir(t *testing.T) {
 	if tr := tree(t, again); !reflect.DeepEqual(tr, got) {
 		t.Errorf("second run gave other output: %v", keys(tr))
 	}
-	// Into a directory that was not emptied, nothing is overwritten: the
-	// generator says so and fails.
-	if code, _, stderr := runGen(t, "--config", cfg, "--helper", testHelper, out); code != 1 || !strings.Contains(stderr, "file exists") {
+	// Into a directory the manager did not empty (it does not after a
+	// SIGKILL of the manager), this generator's own files are replaced, a
+	// stack that is gone loses its files, and other generators' files stay.
+	if err := os.WriteFile(filepath.Join(out, "other-generator.service"), []byte("[Unit]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(cfg, "stacks", "other.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runGen(t, "--config", cfg, "--helper", testHelper, out); code != 0 || stderr != "" {
 		t.Errorf("run into a full directory: exit %d, stderr %q", code, stderr)
 	}
-	if tr := tree(t, out); !reflect.DeepEqual(tr, got) {
-		t.Errorf("a run into a full directory changed it: %v", keys(tr))
+	tr := tree(t, out)
+	if _, ok := tr["other-generator.service"]; !ok {
+		t.Error("another generator's file was removed")
+	}
+	if _, ok := tr["backup@other.service.d/50-stack.conf"]; ok {
+		t.Error("the removed stack's drop-in is still there")
+	}
+	if _, ok := tr["backup@good.service.d/50-stack.conf"]; !ok {
+		t.Error("the remaining stack's drop-in is missing")
 	}
 }
 

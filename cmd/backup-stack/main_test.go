@@ -120,6 +120,8 @@ func (p *fakePods) List(_ context.Context, project string) ([]podman.Container, 
 	return cs, nil
 }
 
+func (p *fakePods) Kill(_ context.Context, name string) error { return nil }
+
 func (p *fakePods) set(project string, names ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

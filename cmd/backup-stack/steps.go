@@ -355,8 +355,12 @@ func (c *RecoverCmd) Run(ctx context.Context, app *App) error {
 		env.Log.Warn(err.Error())
 	}
 	var errs []error
+	why := "at manager start"
+	if env.InvocationID == "" {
+		why = "by hand (backup-stack recover)"
+	}
 	for _, p := range plans {
-		if err := app.recoverOne(ctx, env, p, "at manager start"); err != nil {
+		if err := app.recoverOne(ctx, env, p, why); err != nil {
 			errs = append(errs, fmt.Errorf("stack %s: %w", p.Stack, err))
 		}
 	}

@@ -641,7 +641,8 @@ func TestStepsOtherFailures(t *testing.T) {
 		if p := c.plan("a"); !p.Finished || !p.Restored || !p.Notified {
 			t.Errorf("plan %+v", p)
 		}
-		if got := lines(t, events); len(got) != 1 || !strings.HasPrefix(got[0], "failure interrupted on_failure restore: ") {
+		// The reason people are told is that the stack was left down.
+		if got := lines(t, events); len(got) != 1 || !strings.HasPrefix(got[0], "failure interrupted on_failure left down by a backup interrupted at ") {
 			t.Errorf("notifications %q", got)
 		}
 	})
@@ -855,7 +856,7 @@ func TestRecover(t *testing.T) {
 	}
 	ha := c.history("a")
 	if ha == nil || ha.Result != "interrupted" || ha.InvocationID != "inv-a" || ha.Downtime <= 0 || ha.Succeeded() ||
-		!strings.HasPrefix(ha.Reason, "left down by a backup interrupted at ") || !strings.Contains(ha.Reason, "restored at manager start") {
+		!strings.HasPrefix(ha.Reason, "left down by a backup interrupted at ") || !strings.Contains(ha.Reason, "restored by hand (backup-stack recover)") {
 		t.Errorf("history of a %+v", ha)
 	}
 	if got := lines(t, eventsA); len(got) != 1 || !strings.HasPrefix(got[0], "failure interrupted on_failure left down by a backup interrupted at") {
@@ -868,10 +869,10 @@ func TestRecover(t *testing.T) {
 		t.Errorf("b was touched: %+v", p)
 	}
 	hc := c.history("c")
-	if hc == nil || hc.Result != "interrupted" || hc.Downtime != 0 || hc.Reason != "interrupted before it finished (at manager start)" {
+	if hc == nil || hc.Result != "interrupted" || hc.Downtime != 0 || hc.Reason != "interrupted before it finished (by hand (backup-stack recover))" {
 		t.Errorf("history of c %+v", hc)
 	}
-	if got := lines(t, eventsC); len(got) != 1 || got[0] != "failure interrupted on_failure interrupted before it finished (at manager start)" {
+	if got := lines(t, eventsC); len(got) != 1 || got[0] != "failure interrupted on_failure interrupted before it finished (by hand (backup-stack recover))" {
 		t.Errorf("notifications of c %q", got)
 	}
 

@@ -34,9 +34,11 @@ var (
 	ErrNoPlan       = errors.New("no plan of this run")
 )
 
-// Containers lists the containers of a compose project, in any state.
+// Containers lists the containers of a compose project, in any state, and
+// kills one.
 type Containers interface {
 	List(ctx context.Context, project string) ([]podman.Container, error)
+	Kill(ctx context.Context, name string) error
 }
 
 // Env is what every step needs.
@@ -523,23 +525,52 @@ func Restore(ctx context.Context, e *Env, p *Plan) error {
 		return fmt.Errorf("releasing the hold: %s is still up (%v %v)", hold, stopErr, err)
 	}
 	start := p.toStart()
+	var late error
 	if len(start) == 0 {
 		e.info("restore (%s): nothing was active before, nothing to start", p.Settings.RestorePolicy)
 	} else {
+		if len(p.Containers) > 0 {
+			finishStops(ctx, e, p)
+		}
 		e.info("restore (%s): starting %s", p.Settings.RestorePolicy, strings.Join(start, " "))
-		if err := startAndSettle(ctx, e, p.Settings.StartTimeout, start); err != nil {
+		up, err := startAndSettle(ctx, e, p.Settings.StartTimeout, start)
+		if !up {
 			return err
 		}
+		late = err // up, but later than start_timeout: restored, and still a failure
 	}
 	p.Restored, p.RestoredAt = true, time.Now()
 	if err := e.save(p); err != nil {
-		return err
+		return errors.Join(late, err)
 	}
 	e.info("stack restored; down for %s", p.RestoredAt.Sub(p.HeldAt).Round(time.Millisecond))
 	if p.UnitActive || p.Settings.RestorePolicy == hcl.RestoreAlways {
-		return CameBack(ctx, e, p)
+		return errors.Join(late, CameBack(ctx, e, p))
 	}
-	return nil
+	return late
+}
+
+// finishStops completes the stop of containers of the project that are
+// stuck "stopping": the stack unit's TimeoutStopSec= cut `podman stop` short
+// before podman sent SIGKILL to a process that ignores SIGTERM. Such a
+// container would never start again (podman-compose up cannot start a
+// container in that state), so podman's own escalation is done here.
+func finishStops(ctx context.Context, e *Env, p *Plan) {
+	cs, err := e.Containers.List(ctx, p.Settings.ProjectLabel)
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.State != "stopping" {
+			continue
+		}
+		e.warn("container %s is stuck stopping (its stop was cut short and it ignores SIGTERM); finishing the stop with SIGKILL so that the stack can start again", c.Name)
+		if err := e.Containers.Kill(ctx, c.Name); errors.Is(err, podman.ErrRemoved) {
+			e.warn("container %s: %v", c.Name, err)
+		} else if err != nil {
+			e.error("killing container %s: %v", c.Name, err)
+		}
+	}
 }
 
 // toStart is what the policy says to start again.
@@ -571,15 +602,22 @@ func (p *Plan) toStart() []string {
 // it to end, bounded by another start_timeout, before the slot can be
 // freed), and a daemon-reexec drops the connection mid-job ("unknown"), so
 // the units are polled; a unit that is down after that is started once more.
-func startAndSettle(ctx context.Context, e *Env, bound time.Duration, units []string) error {
+func startAndSettle(ctx context.Context, e *Env, bound time.Duration, units []string) (up bool, err error) {
 	for attempt := 1; ; attempt++ {
 		tctx, cancel := context.WithTimeout(ctx, bound)
 		err := e.Manager.Start(tctx, units...)
 		timedOut := tctx.Err() == context.DeadlineExceeded
 		cancel()
-		states, serr := settle(ctx, e, bound, units...)
+		// After a timeout the start job goes on in the manager: wait for it
+		// to end, however long (the unit's TimeoutStopSec= is the backstop),
+		// because the slot must stay taken until this stack is up or failed.
+		wait := bound
+		if timedOut {
+			wait = 24 * time.Hour
+		}
+		states, serr := settle(ctx, e, wait, units...)
 		if serr != nil {
-			return fmt.Errorf("restore: %w", serr)
+			return false, fmt.Errorf("restore: %w", serr)
 		}
 		var down []string
 		for i, u := range units {
@@ -590,21 +628,21 @@ func startAndSettle(ctx context.Context, e *Env, bound time.Duration, units []st
 		}
 		switch {
 		case len(down) == 0 && timedOut:
-			return fmt.Errorf("restore: starting %s took longer than start_timeout %s (raise start_timeout in the stack file); it is up now", strings.Join(units, " "), bound)
+			return true, fmt.Errorf("restore: starting %s took longer than start_timeout %s (raise start_timeout in the stack file); it is up now", strings.Join(units, " "), bound)
 		case len(down) == 0:
 			if err != nil {
 				e.warn("restore: the start said %v, yet every unit is up", err)
 			}
-			return nil
+			return true, nil
 		case err != nil && !timedOut && attempt == 1 && !strings.Contains(err.Error(), "destructive"):
 			e.warn("restore: the start said %v and %s; starting once more", err, strings.Join(down, ", "))
 			continue
 		case timedOut:
-			return fmt.Errorf("restore: %s not up within start_timeout %s (raise start_timeout in the stack file)", strings.Join(down, ", "), bound)
+			return false, fmt.Errorf("restore: %s not up within start_timeout %s (raise start_timeout in the stack file)", strings.Join(down, ", "), bound)
 		case err != nil:
-			return fmt.Errorf("restore: %s after the start (%v)", strings.Join(down, ", "), err)
+			return false, fmt.Errorf("restore: %s after the start (%v)", strings.Join(down, ", "), err)
 		default:
-			return fmt.Errorf("restore: %s after the start (the unit's own log says why)", strings.Join(down, ", "))
+			return false, fmt.Errorf("restore: %s after the start (the unit's own log says why)", strings.Join(down, ", "))
 		}
 	}
 }
@@ -736,8 +774,9 @@ func Recover(ctx context.Context, e *Env, p *Plan, why string) (bool, error) {
 		err := Restore(ctx, e, p)
 		if p.Restored {
 			restored = true
-			p.Fail(fmt.Sprintf("left down by a backup interrupted at %s; restored %s at %s",
-				p.HeldAt.Format(time.TimeOnly), why, p.RestoredAt.Format(time.TimeOnly)))
+			// First: it is the reason people are told (history, BACKUP_REASON).
+			p.Failures = append([]string{fmt.Sprintf("left down by a backup interrupted at %s; restored %s at %s",
+				p.HeldAt.Format(time.TimeOnly), why, p.RestoredAt.Format(time.TimeOnly))}, p.Failures...)
 		}
 		if err != nil {
 			p.Fail(err.Error())

@@ -60,6 +60,14 @@ type fakePods struct {
 	errs    []error
 	calls   int
 	project string
+	killed  []string
+}
+
+func (p *fakePods) Kill(_ context.Context, name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.killed = append(p.killed, name)
+	return nil
 }
 
 func (p *fakePods) List(ctx context.Context, project string) ([]podman.Container, error) {
@@ -1474,7 +1482,7 @@ func TestStartAndSettle(t *testing.T) {
 				tc.setup(te)
 			}
 			t0 := time.Now()
-			err := startAndSettle(context.Background(), te.Env, bound, []string{unitA})
+			_, err := startAndSettle(context.Background(), te.Env, bound, []string{unitA})
 			if d := time.Since(t0); d > 3*bound+time.Second {
 				t.Errorf("took %s", d)
 			}
@@ -1500,7 +1508,7 @@ func TestStartAndSettleCanceled(t *testing.T) {
 	te := newEnv(t, invA)
 	ctx, cancel := context.WithCancel(context.Background())
 	te.mgr.On("start "+unitA, func() { te.mgr.Set("activating", unitA); cancel() })
-	if err := startAndSettle(ctx, te.Env, time.Second, []string{unitA}); !errors.Is(err, context.Canceled) {
+	if _, err := startAndSettle(ctx, te.Env, time.Second, []string{unitA}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
 	}
 }

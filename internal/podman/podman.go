@@ -60,6 +60,32 @@ func (CLI) List(ctx context.Context, project string) ([]Container, error) {
 	return parse(out)
 }
 
+// Kill ends a container with SIGKILL at once and waits until podman has
+// recorded it as stopped (`podman stop --time 0`). When podman's record
+// stays "stopping" even then (measured with podman 4.3: the stop that was
+// cut short took conmon with it, so no exit code is ever recorded and the
+// container can neither start nor stop), the container is removed (`podman
+// rm -f`): its compose project recreates it on the next `up`, and its
+// volumes are kept.
+func (c CLI) Kill(ctx context.Context, name string) error {
+	out, err := exec.CommandContext(ctx, "podman", "stop", "--time", "0", "--", name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("podman stop --time 0 %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	state, err := exec.CommandContext(ctx, "podman", "inspect", "--format", "{{.State.Status}}", "--", name).Output()
+	if err != nil || strings.TrimSpace(string(state)) != "stopping" {
+		return nil
+	}
+	out, err = exec.CommandContext(ctx, "podman", "rm", "--force", "--", name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("podman rm --force %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return ErrRemoved
+}
+
+// ErrRemoved says Kill had to remove the container (see Kill).
+var ErrRemoved = errors.New("podman's record of the container stayed \"stopping\"; removed it so that its compose project recreates it (volumes are kept)")
+
 // psEntry is the part of `podman ps --format json` that is used.
 type psEntry struct {
 	Names  []string `json:"Names"`

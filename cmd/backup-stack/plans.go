@@ -45,8 +45,11 @@ func leftDownWords(p *orchestrate.Plan) string {
 // while their file changed, broke or went: that run keeps the settings it
 // started with, and the change applies from the next backup.
 func planWarnings(stateDir string, set *hcl.Set) []string {
-	plans, _ := orchestrate.Unfinished(stateDir)
+	plans, err := orchestrate.Unfinished(stateDir)
 	var out []string
+	if err != nil {
+		out = append(out, fmt.Sprintf("warning: %v", err))
+	}
 	for _, p := range plans {
 		_, ok := set.Stack(p.Stack)
 		var what string

@@ -361,20 +361,8 @@ func (e *env) faultReadHistory(stack string) *faultHistory {
 	return &h
 }
 
-// faultPlan is the part of plan/<stack>.json the scenarios read.
-type faultPlan struct {
-	Stack        string    `json:"stack"`
-	InvocationID string    `json:"invocation_id"`
-	Containers   []string  `json:"containers"`
-	Held         bool      `json:"held"`
-	HeldAt       time.Time `json:"held_at"`
-	Stopped      bool      `json:"stopped"`
-	Restored     bool      `json:"restored"`
-	RestoredAt   time.Time `json:"restored_at"`
-	Failures     []string  `json:"failures"`
-	Notified     bool      `json:"notified"`
-	Finished     bool      `json:"finished"`
-}
+// faultPlan is the part of plan/<stack>.json the scenarios read (see planState).
+type faultPlan = planState
 
 func (e *env) faultReadPlan(stack string) *faultPlan {
 	e.t.Helper()

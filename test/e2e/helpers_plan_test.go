@@ -241,6 +241,7 @@ type planState struct {
 	Restored   bool      `json:"restored"`
 	RestoredAt time.Time `json:"restored_at"`
 	Failures   []string  `json:"failures"`
+	Notified   bool      `json:"notified"`
 	Finished   bool      `json:"finished"`
 }
 

@@ -175,16 +175,7 @@ func (b *planBg) String() string {
 	return fmt.Sprintf("exit %d after %s, printed %q", b.code, b.end.Sub(b.start).Round(time.Millisecond), strings.TrimSpace(b.out))
 }
 
-// maxTask is the highest sim task ID so far (later runs have higher IDs).
-func (r *planRig) maxTask() int64 {
-	var m int64
-	for _, ev := range r.s.events() {
-		if ev.TaskID > m {
-			m = ev.TaskID
-		}
-	}
-	return m
-}
+func (r *planRig) maxTask() int64 { return r.s.maxTask() }
 
 // waitJob waits for the first Backup event of backup ID 1 with a task ID above after that
 // satisfies cond, and returns it.

@@ -215,16 +215,7 @@ func (r *basicRig) backup() *basicBgRun {
 	return b
 }
 
-// maxTask is the highest sim task ID so far (events of later runs have higher IDs).
-func (r *basicRig) maxTask() int64 {
-	var m int64
-	for _, ev := range r.s.events() {
-		if ev.TaskID > m {
-			m = ev.TaskID
-		}
-	}
-	return m
-}
+func (r *basicRig) maxTask() int64 { return r.s.maxTask() }
 
 // waitEvent waits for the first backup event of our backup with a task ID above after that
 // satisfies cond, and returns it.

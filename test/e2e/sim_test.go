@@ -147,6 +147,18 @@ type simEvent struct {
 }
 
 // events returns GET /sim/events.
+// maxTask is the highest task ID the simulator has reported so far (the events of later runs
+// have higher IDs).
+func (s *sim) maxTask() int64 {
+	var m int64
+	for _, ev := range s.events() {
+		if ev.TaskID > m {
+			m = ev.TaskID
+		}
+	}
+	return m
+}
+
 func (s *sim) events() []simEvent {
 	s.e.t.Helper()
 	b, err := s.do("GET", "/sim/events", nil)

@@ -205,6 +205,11 @@ type Options struct {
 	URL string
 	// Password of the web UI (the caller reads it from password_file). Never logged.
 	Password string
+	// Token is a pre-authenticated token (server option --webservice-pre-auth-tokens,
+	// Duplicati 2.1.2.0 and later; the caller reads it from token_file). When set, every
+	// request carries `Authorization: PreAuth <token>` and the client never logs in, so it
+	// adds no TokenFamily rows to the server database. Never logged.
+	Token string
 
 	// Both routes.
 

@@ -20,15 +20,17 @@ func hang() {
 	}
 }
 
-func cmdRun(o *output, host, password string, a utilArgs) error {
+// cmdRun is RunBackup.cs. The server may answer with an existing task of any operation for
+// the backup (BackupPost.ExecuteRunBackup); the util never looks at the task ID, so its output
+// is the same, and --wait waits for whatever runs under that backup ID.
+func cmdRun(c *conn, q simQuirks, a utilArgs) error {
+	o := c.o
 	if a.pollInterval < 1 {
 		return userError{"Poll interval must be at least 1 second"}
 	}
-	c, err := connect(o, host, password)
-	if err != nil {
+	if err := c.connect(); err != nil {
 		return err
 	}
-	q := c.quirks()
 	backups, err := c.listBackups()
 	if err != nil {
 		return err
@@ -51,11 +53,11 @@ func cmdRun(o *output, host, password string, a utilArgs) error {
 	if q.RunHangsBeforeEnqueue {
 		hang()
 	}
-	skip := "False"
-	if a.skipQueue {
-		skip = "True"
+	path := "backup/" + match.ID + "/run"
+	if c.prof.UtilJSON { // 2.1.2.0+ sends ?skipqueue={skipQueue} (bool.ToString())
+		path += "?skipqueue=" + map[bool]string{true: "True", false: "False"}[a.skipQueue]
 	}
-	if err := c.call("POST", "backup/"+match.ID+"/run?skipqueue="+skip, nil); err != nil {
+	if err := c.call("POST", path, nil); err != nil {
 		return err
 	}
 	if q.RunHangs {
@@ -72,17 +74,29 @@ func cmdRun(o *output, host, password string, a utilArgs) error {
 			o.msg("[%s]: %s", time.Now().Format("01/02/2006 15:04:05"), msg)
 		}
 	}
-	// WaitForBackupWithRetriesAsync: every exception leads to a re-login and a new wait.
-	for {
-		err := waitForBackup(c, match.ID, time.Duration(a.pollInterval)*time.Second, logf)
-		if err == nil {
-			break
+	poll := time.Duration(a.pollInterval) * time.Second
+	if c.prof.UtilReauth {
+		// WaitForBackupWithRetriesAsync: any exception leads to a reconnect and a new wait;
+		// when the reconnect fails the original exception is thrown.
+		for {
+			err := waitForBackup(c, match.ID, poll, logf)
+			if err == nil {
+				break
+			}
+			logf("Re-authenticating...")
+			time.Sleep(reauthDelay)
+			if c.connect() != nil {
+				return err
+			}
 		}
+	} else if err := waitForBackup(c, match.ID, poll, logf); err != nil {
+		return err
+	}
+	if !c.prof.UtilBackupStatus {
 		if !a.quiet {
-			o.msg("Re-authenticating...")
+			o.msg("Backup finished")
 		}
-		time.Sleep(reauthDelay)
-		_ = c.login()
+		return nil
 	}
 	status, err := backupStatus(c, match.ID)
 	if err != nil {
@@ -91,15 +105,17 @@ func cmdRun(o *output, host, password string, a utilArgs) error {
 	if !a.quiet {
 		o.msg("Backup status: %s", status)
 	}
-	switch status {
-	case "Warning":
-		o.exitCode = 2
-	case "Error":
-		o.exitCode = 3
-	case "Fatal":
-		o.exitCode = 4
+	if c.prof.UtilExitCodes {
+		switch strings.ToLower(status) { // Enum.TryParse(..., ignoreCase: true)
+		case "warning":
+			o.exitCode = 2
+		case "error":
+			o.exitCode = 3
+		case "fatal":
+			o.exitCode = 4
+		}
+		o.success = o.exitCode == 0
 	}
-	o.success = o.exitCode == 0
 	return nil
 }
 
@@ -112,7 +128,7 @@ func waitForBackup(c *conn, id string, poll time.Duration, logf func(string)) er
 	if !isActive(st, id) && !isQueued(st, id) {
 		return errNotQueued
 	}
-	hasStarted := false
+	hasStarted := isActive(st, id)
 	for {
 		time.Sleep(poll)
 		st, err := c.serverState()
@@ -146,16 +162,24 @@ func isQueued(st wireServerState, id string) bool {
 
 // backupStatus is GetBackupStatusAsync: ParsedResult of the newest log row of any operation.
 func backupStatus(c *conn, id string) (string, error) {
-	var rows []struct{ Message string }
-	if err := c.call("GET", "backup/"+id+"/log?pagesize=1", &rows); err != nil {
+	var rows []map[string]json.RawMessage
+	if err := c.call("GET", "backup/"+id+"/log", &rows); err != nil {
 		return "", err
 	}
 	if len(rows) == 0 {
 		return "No log generated", nil
 	}
-	var m struct{ ParsedResult *string }
-	if err := json.Unmarshal([]byte(rows[0].Message), &m); err != nil || m.ParsedResult == nil {
+	var msg string
+	if err := json.Unmarshal(rows[0]["Message"], &msg); err != nil {
 		return "Failed to parse backup log", nil
 	}
-	return *m.ParsedResult, nil
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(msg), &m); err != nil || m["ParsedResult"] == nil {
+		return "Failed to parse backup log", nil
+	}
+	var s string
+	if err := json.Unmarshal(m["ParsedResult"], &s); err != nil {
+		return strings.TrimSpace(string(m["ParsedResult"])), nil // JsonElement.ToString()
+	}
+	return s, nil
 }

@@ -19,9 +19,19 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8200", "address to listen on")
 	pwFile := fs.String("password-file", "", "file holding the server password")
+	var password *string
+	fs.Func("password", "the server password", func(v string) error { password = &v; return nil })
+	var version *string
+	fs.Func("version", `Duplicati release to imitate: one of `+strings.Join(duplicatisim.Versions, ", ")+` ("" = newest)`,
+		func(v string) error { version = &v; return nil })
+	var preauth []string
+	fs.Func("preauth-token", "pre-authenticated token (2.1.2.0+), repeatable", func(v string) error {
+		preauth = append(preauth, v)
+		return nil
+	})
 	quirks := fs.String("quirks", "", `quirks as JSON, e.g. {"QueuedDelay":"2s","AllowedHosts":["duplicati"]}`)
 	var backups []duplicatisim.Backup
-	fs.Func("backup", "ID=Name[:Duration][:Result], repeatable", func(v string) error {
+	fs.Func("backup", "ID=Name[:Duration][:Result][:Sync], repeatable", func(v string) error {
 		b, err := duplicatisim.ParseBackupSpec(v)
 		if err == nil {
 			backups = append(backups, b)
@@ -42,6 +52,19 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if version != nil {
+		q.Version = *version
+	}
+	if len(preauth) > 0 {
+		q.PreAuthTokens = append(q.PreAuthTokens, preauth...)
+	}
+	if password != nil && *pwFile != "" {
+		fmt.Fprintln(stderr, "serve: --password and --password-file exclude each other")
+		return 2
+	}
+	if password != nil {
+		q.Password = *password
+	}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {
@@ -49,6 +72,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		q.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if err := duplicatisim.Validate(backups, q); err != nil {
+		fmt.Fprintln(stderr, "serve:", err)
+		return 2
 	}
 	sim := duplicatisim.New(backups, q)
 	defer sim.Close()

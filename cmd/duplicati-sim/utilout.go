@@ -19,15 +19,28 @@ type dotnetError struct{ typ, msg string }
 
 func (e dotnetError) Error() string { return e.typ + ": " + e.msg }
 
+// exMessage is ex.Message: the text without the exception type.
+func exMessage(err error) string {
+	switch e := err.(type) {
+	case userError:
+		return e.msg
+	case dotnetError:
+		return e.msg
+	}
+	return err.Error()
+}
+
 // output mimics OutputInterceptor: plain lines on stdout, or one JSON envelope with --json.
+// Before 2.1.2.0 there is no interceptor and no final serialised result (trailing = false).
 type output struct {
 	w          io.Writer
 	json       bool
+	trailing   bool // print Console.WriteLine(GetSerializedResult()) at the end
 	command    string
 	messages   []string
 	exceptions []string
 	custom     []kv
-	exitCode   int
+	exitCode   int // OutputInterceptor.ExitCode (the envelope's)
 	success    bool
 }
 
@@ -36,17 +49,22 @@ type kv struct {
 	v any
 }
 
+// msg is AppendConsoleMessage. In --json mode an empty message is not collected but written
+// straight to the console (the real `if (JsonOutputMode && !string.IsNullOrEmpty(message))`).
 func (o *output) msg(format string, a ...any) {
 	s := format
 	if len(a) > 0 {
 		s = fmt.Sprintf(format, a...)
 	}
-	if o.json {
+	if o.json && s != "" {
 		o.messages = append(o.messages, s)
 		return
 	}
 	fmt.Fprintln(o.w, s)
 }
+
+// write is Console.Write (no newline, never collected), e.g. the password prompt.
+func (o *output) write(s string) { fmt.Fprint(o.w, s) }
 
 func (o *output) set(k string, v any) {
 	for i := range o.custom {
@@ -76,8 +94,11 @@ func (o *output) fail(err error) int {
 }
 
 // finish prints the serialised result: an empty line in plain mode (Console.WriteLine(null)),
-// the indented envelope in --json mode.
+// the indented envelope in --json mode; nothing before 2.1.2.0.
 func (o *output) finish() {
+	if !o.trailing {
+		return
+	}
 	if !o.json {
 		fmt.Fprintln(o.w)
 		return

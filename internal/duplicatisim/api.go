@@ -1,8 +1,6 @@
 package duplicatisim
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -22,18 +20,33 @@ func (s *Sim) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/backup/{id}/isactive", s.getIsActive)
 	api.HandleFunc("GET /api/v1/task/{id}", s.getTask)
 	api.HandleFunc("GET /api/v1/tasks", s.getTasks)
-	api.HandleFunc("POST /api/v1/task/{id}/stop", s.cancelTask("stop"))
-	api.HandleFunc("POST /api/v1/task/{id}/abort", s.cancelTask("abort"))
+	api.HandleFunc("POST /api/v1/task/{id}/stop", s.cancelTask("stop", func(p Profile) bool { return p.StopRoute }))
+	api.HandleFunc("POST /api/v1/task/{id}/stopaftercurrentfile", s.cancelTask("stop", func(p Profile) bool { return !p.StopRoute }))
+	api.HandleFunc("POST /api/v1/task/{id}/stopnow", s.cancelTask("stop", func(p Profile) bool { return !p.StopRoute }))
+	api.HandleFunc("POST /api/v1/task/{id}/abort", s.cancelTask("abort", func(Profile) bool { return true }))
 	api.HandleFunc("GET /api/v1/serverstate", s.getServerState)
 	api.HandleFunc("POST /api/v1/serverstate/pause", s.postPause)
 	api.HandleFunc("POST /api/v1/serverstate/resume", s.postResume)
 	api.HandleFunc("GET /api/v1/progressstate", s.getProgress)
+	api.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", s.hostFilter(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/auth/login" {
-			s.postLogin(w, r)
-			return
+		if r.Method == http.MethodPost {
+			switch r.URL.Path {
+			case "/api/v1/auth/login":
+				s.postLogin(w, r)
+				return
+			case "/api/v1/auth/signin":
+				s.postSignin(w, r)
+				return
+			case "/api/v1/auth/refresh":
+				s.postRefresh(w, r)
+				return
+			case "/api/v1/auth/refresh/logout":
+				s.postLogout(w, r)
+				return
+			}
 		}
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
@@ -61,13 +74,34 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 }
 
 // query reads a query parameter case-insensitively, as ASP.NET binds them.
-func query(r *http.Request, name string) string {
+func query(r *http.Request, name string) (string, bool) {
 	for k, v := range r.URL.Query() {
 		if strings.EqualFold(k, name) && len(v) > 0 {
-			return v[0]
+			return v[0], true
 		}
 	}
-	return ""
+	return "", false
+}
+
+// queryBool binds a bool? query parameter (bool.TryParse); ok is false on a binding failure.
+func queryBool(r *http.Request, name string) (v, present, ok bool) {
+	s, present := query(r, name)
+	if !present {
+		return false, false, true
+	}
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true":
+		return true, true, true
+	case "false":
+		return false, true, true
+	}
+	return false, true, false
+}
+
+// dotnetInt parses like long.TryParse with NumberStyles.Integer.
+func dotnetInt(s string, bits int) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, bits)
+	return n, err == nil
 }
 
 // hostFilter is HostnameFilter: the Host must be an IP, a loopback name, or allowed.
@@ -103,50 +137,6 @@ func (s *Sim) hostAllowed(host string) bool {
 	return false
 }
 
-func (s *Sim) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || tok == "" {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.tokens[tok]
-	if !ok {
-		return false
-	}
-	if !time.Now().Before(exp) {
-		delete(s.tokens, tok)
-		return false
-	}
-	return true
-}
-
-func randToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func (s *Sim) postLogin(w http.ResponseWriter, r *http.Request) {
-	var in loginInput
-	_ = json.NewDecoder(r.Body).Decode(&in)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.q.Password != "" && in.Password != s.q.Password {
-		writeErr(w, http.StatusUnauthorized, "Failed to log in")
-		return
-	}
-	ttl := s.q.TokenTTL
-	if ttl <= 0 {
-		ttl = defaultTokenTTL
-	}
-	// Shaped like a JWT so clients that peek at it see three segments.
-	tok := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + randToken(24) + "." + randToken(32)
-	s.tokens[tok] = time.Now().Add(ttl)
-	writeJSON(w, http.StatusOK, accessTokenDTO{AccessToken: tok, RefreshNonce: randToken(16)})
-}
-
 func (s *Sim) getBackups(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	out := make([]backupListEntry, 0, len(s.backups))
@@ -173,15 +163,19 @@ func (s *Sim) getBackup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) postRun(w http.ResponseWriter, r *http.Request) {
-	skip, _ := strconv.ParseBool(query(r, "skipQueue"))
+	skip, _, ok := queryBool(r, "skipQueue")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
 	s.mu.Lock()
-	b, ok := s.backupLocked(r.PathValue("id"))
+	b, found := s.backupLocked(r.PathValue("id"))
 	var id int64
-	if ok {
+	if found {
 		id = s.runBackupLocked(b, skip)
 	}
 	s.mu.Unlock()
-	if !ok {
+	if !found {
 		writeErr(w, http.StatusNotFound, "Backup not found")
 		return
 	}
@@ -209,20 +203,34 @@ func (s *Sim) getIsActive(w http.ResponseWriter, r *http.Request) {
 	}{"OK", active})
 }
 
+const databaseLockedMsg = "The backup database is currently in use by another operation and cannot be accessed concurrently. Please wait for the running operation to finish and try again."
+
 func (s *Sim) getLog(w http.ResponseWriter, r *http.Request) {
 	size := 100
-	if v := query(r, "pagesize"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			size = n
+	if v, ok := query(r, "pagesize"); ok {
+		n, ok := dotnetInt(v, 64)
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			return
 		}
+		size = int(n)
 	}
 	size = min(max(size, 10), 500)
 	var offset int64
-	if v := query(r, "offset"); v != "" {
-		offset, _ = strconv.ParseInt(v, 10, 64)
+	if v, ok := query(r, "offset"); ok {
+		n, ok := dotnetInt(v, 64)
+		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		offset = n
 	}
 	s.mu.Lock()
 	_, ok := s.backupLocked(r.PathValue("id"))
+	locked := ok && s.prof.DatabaseLocked && s.q.LogLocked > 0
+	if locked {
+		s.q.LogLocked--
+	}
 	rows := s.logs[r.PathValue("id")]
 	out := make([]logRow, 0, min(size, len(rows)))
 	for i := len(rows) - 1; i >= 0 && len(out) < size; i-- {
@@ -232,42 +240,60 @@ func (s *Sim) getLog(w http.ResponseWriter, r *http.Request) {
 		out = append(out, rows[i])
 	}
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		writeErr(w, http.StatusNotFound, "Backup not found")
-		return
+	case locked:
+		writeJSON(w, http.StatusBadRequest, struct {
+			Error  string
+			Code   int
+			HelpId string
+		}{databaseLockedMsg, http.StatusBadRequest, "DatabaseLocked"})
+	default:
+		writeJSON(w, http.StatusOK, out)
 	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // taskStateLocked is TaskQueueService.GetTaskInfo.
-func (s *Sim) taskStateLocked(id int64) (taskStateDTO, bool) {
+func (s *Sim) taskStateLocked(id int64) (any, bool) {
 	if s.active != nil && s.active.id == id {
-		return taskState("Running", id, &taskResult{started: s.active.started}), true
+		return s.taskDTOLocked("Running", id, &taskResult{started: s.active.started}), true
 	}
 	for _, t := range s.queue {
 		if t.id == id {
-			return taskState("Waiting", id, nil), true
+			return s.taskDTOLocked("Waiting", id, nil), true
 		}
 	}
 	res, ok := s.cache[id]
 	if !ok {
-		return taskStateDTO{}, false
+		return nil, false
 	}
 	status := "Completed"
 	if res.errMsg != "" {
 		status = "Failed"
 	}
-	return taskState(status, id, &res), true
+	return s.taskDTOLocked(status, id, &res), true
 }
 
 func (s *Sim) getTask(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, "Invalid task ID")
+	id, ok := dotnetInt(r.PathValue("id"), 64)
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
-	dto, ok := s.taskStateLocked(id)
+	var dto any
+	if s.gapTask == id && s.gapTask != 0 {
+		// 2.1.0.x: the worker cleared the current task before the result was registered.
+		s.gapTask = 0
+		if time.Now().Before(s.gapUntil) {
+			ok = false
+		} else {
+			dto, ok = s.taskStateLocked(id)
+		}
+	} else {
+		dto, ok = s.taskStateLocked(id)
+	}
 	s.mu.Unlock()
 	if !ok {
 		writeErr(w, http.StatusNotFound, "No such task found")
@@ -276,69 +302,109 @@ func (s *Sim) getTask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, dto)
 }
 
+// getTasks is GetTaskQueue: the current task, then the queue, all labelled "Running".
 func (s *Sim) getTasks(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	out := []taskStateDTO{}
+	out := []any{}
 	if s.active != nil {
-		d, _ := s.taskStateLocked(s.active.id)
-		out = append(out, d)
+		out = append(out, s.taskDTOLocked("Running", s.active.id, &taskResult{started: s.active.started}))
 	}
 	for _, t := range s.queue {
-		out = append(out, taskState("Waiting", t.id, nil))
+		out = append(out, s.taskDTOLocked("Running", t.id, nil))
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Sim) cancelTask(how string) http.HandlerFunc {
+// cancelTask serves task/{id}/<route>; the route exists only where exists(profile).
+func (s *Sim) cancelTask(how string, exists func(Profile) bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, "Invalid task ID")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !exists(s.prof) {
+			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		s.mu.Lock()
-		ok := s.cancelLocked(id, how)
-		s.mu.Unlock()
+		id, ok := dotnetInt(r.PathValue("id"), 64)
 		if !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if !s.cancelLocked(id, how, time.Now()) {
 			writeErr(w, http.StatusNotFound, "No such task found")
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{ Status string }{"OK"})
+		w.WriteHeader(http.StatusOK)
 	}
 }
 
-// parseTimespan accepts Duplicati-style durations: Go durations ("10s", "5m", "1h30m"),
-// plain seconds ("30"), and day suffixes ("1D").
+// parseTimespan is Duplicati's Timeparser.ParseTimeSpan: "" is zero, a plain integer is
+// seconds, else <int><unit> parts with units s m h D W M Y (case-sensitive: "M" is 30 days).
 func parseTimespan(v string) (time.Duration, bool) {
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+	if v == "" {
+		return 0, true
+	}
+	if n, ok := dotnetInt(v, 64); ok {
 		return time.Duration(n) * time.Second, true
 	}
-	if d, err := time.ParseDuration(strings.ToLower(v)); err == nil {
-		return d, true
-	}
-	if n, ok := strings.CutSuffix(strings.ToUpper(v), "D"); ok {
-		if k, err := strconv.ParseInt(n, 10, 64); err == nil {
-			return time.Duration(k) * 24 * time.Hour, true
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour,
+		'D': 24 * time.Hour, 'W': 7 * 24 * time.Hour, 'M': 30 * 24 * time.Hour, 'Y': 365 * 24 * time.Hour}
+	var total time.Duration
+	prev := 0
+	for {
+		idx := strings.IndexAny(v[prev:], "smhDWMY")
+		if idx < 0 || prev+idx == 0 {
+			break
 		}
+		idx += prev
+		n, ok := dotnetInt(v[prev:idx], 32)
+		if !ok {
+			return 0, false
+		}
+		total += time.Duration(n) * units[v[idx]]
+		prev = idx + 1
 	}
-	return 0, false
+	if strings.TrimSpace(v[prev:]) != "" {
+		return 0, false
+	}
+	return total, true
 }
 
 func (s *Sim) getServerState(w http.ResponseWriter, r *http.Request) {
-	if lp, _ := strconv.ParseBool(query(r, "longpoll")); lp {
-		last, err := strconv.ParseInt(query(r, "lastEventId"), 10, 64)
-		if err != nil {
+	lp, _, ok := queryBool(r, "longpoll")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	lastStr, hasLast := query(r, "lastEventId")
+	var last int64
+	if hasLast {
+		if last, ok = dotnetInt(lastStr, 64); !ok {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+	}
+	if lp {
+		dur, hasDur := query(r, "duration")
+		if !hasLast {
 			writeErr(w, http.StatusBadRequest, "When activating long poll, the request must include the last event id")
 			return
 		}
-		d, ok := parseTimespan(query(r, "duration"))
-		if !ok || d < 10*time.Second || d > time.Hour {
-			writeErr(w, http.StatusBadRequest, "Invalid duration, must be between 10 seconds and 1 hour")
+		if !hasDur {
+			writeErr(w, http.StatusBadRequest, "When activating long poll, the request must include the duration")
+			return
+		}
+		d, ok := parseTimespan(dur)
+		if !ok {
+			writeErr(w, http.StatusBadRequest, "When activating long poll, the request must include the duration and it must be a valid time span")
+			return
+		}
+		if d < 10*time.Second || d > time.Hour {
+			writeErr(w, http.StatusBadRequest, "The duration must be between 10 seconds and 1 hour")
 			return
 		}
 		s.mu.Lock()
-		ch, same := s.changed, s.lastEventID == last
+		ch, restarted, same := s.changed, s.restarted, s.lastEventID == last
 		s.mu.Unlock()
 		if same {
 			t := time.NewTimer(d)
@@ -347,8 +413,14 @@ func (s *Sim) getServerState(w http.ResponseWriter, r *http.Request) {
 			case <-t.C:
 			case <-r.Context().Done():
 			case <-s.stop:
+			case <-restarted:
 			}
 			t.Stop()
+			select {
+			case <-restarted:
+				panic(http.ErrAbortHandler) // the server went away: the connection drops
+			default:
+			}
 		}
 	}
 	s.mu.Lock()
@@ -359,10 +431,10 @@ func (s *Sim) getServerState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) postPause(w http.ResponseWriter, r *http.Request) {
 	var end time.Time
-	if v := query(r, "duration"); v != "" {
+	if v, ok := query(r, "duration"); ok {
 		d, ok := parseTimespan(v)
-		if !ok || d < 0 {
-			writeErr(w, http.StatusBadRequest, "Invalid duration")
+		if !ok {
+			writeErr(w, http.StatusBadRequest, "The duration must be a valid time span")
 			return
 		}
 		if d > 0 {
@@ -373,7 +445,7 @@ func (s *Sim) postPause(w http.ResponseWriter, r *http.Request) {
 	s.q.Paused, s.pauseEnd = true, end
 	s.bumpLocked()
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, struct{ Status string }{"OK"})
+	w.WriteHeader(http.StatusOK)
 }
 
 func (s *Sim) postResume(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +453,7 @@ func (s *Sim) postResume(w http.ResponseWriter, r *http.Request) {
 	s.q.Paused, s.pauseEnd = false, time.Time{}
 	s.bumpLocked()
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, struct{ Status string }{"OK"})
+	w.WriteHeader(http.StatusOK)
 }
 
 func (s *Sim) getProgress(w http.ResponseWriter, r *http.Request) {

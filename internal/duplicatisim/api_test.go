@@ -14,39 +14,54 @@ var testBackups = []Backup{
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
+	const failed = `{"Error":"Failed to log in","Code":401}`
 	cases := []struct {
 		name      string
 		password  string // server password
 		login     string
 		wantLogin int
-		wantBody  string
 	}{
-		{"no server password, any login", "", "whatever", 200, ""},
-		{"right password", "s3cret", "s3cret", 200, ""},
-		{"wrong password", "s3cret", "nope", 401, `{"Error":"Failed to log in","Code":401}`},
+		{"no server password: random, empty login refused", "", "", 401},
+		{"no server password: random, any login refused", "", "whatever", 401},
+		{"no server password: whitespace refused", "", "   ", 401},
+		{"right password", "s3cret", "s3cret", 200},
+		{"wrong password", "s3cret", "nope", 401},
+		{"empty password against a set one", "s3cret", "", 401},
+		{"whitespace server password never logs in", "  ", "  ", 401},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, c := newTestSim(t, testBackups, Quirks{})
-			s.SetQuirks(func(q *Quirks) { q.Password = tc.password })
-			c.tok = ""
-			code, body := c.login(tc.login)
-			if code != tc.wantLogin {
-				t.Fatalf("login %d %s", code, body)
-			}
-			if tc.wantBody != "" && strings.TrimSpace(string(body)) != tc.wantBody {
-				t.Fatalf("body %s, want %s", body, tc.wantBody)
-			}
-			code, body = c.do("GET", "/api/v1/backups", nil)
-			if want := map[bool]int{true: 200, false: 401}[tc.wantLogin == 200]; code != want {
-				t.Fatalf("backups: %d, want %d", code, want)
-			}
-			if code == 401 && len(body) != 0 {
-				t.Fatalf("401 body must be empty, got %q", body)
-			}
-		})
+	for _, v := range Versions {
+		for _, tc := range cases {
+			t.Run(v+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				s, c := newTestSim(t, testBackups, Quirks{Version: v})
+				if err := s.SetQuirks(func(q *Quirks) { q.Password = tc.password }); err != nil {
+					t.Fatal(err)
+				}
+				c.tok = ""
+				code, body := c.login(tc.login)
+				if code != tc.wantLogin {
+					t.Fatalf("login %d %s", code, body)
+				}
+				if code == 401 && strings.TrimSpace(string(body)) != failed {
+					t.Fatalf("body %s, want %s", body, failed)
+				}
+				code, body = c.do("GET", "/api/v1/backups", nil)
+				if want := map[bool]int{true: 200, false: 401}[tc.wantLogin == 200]; code != want {
+					t.Fatalf("backups: %d, want %d", code, want)
+				}
+				if code == 401 && len(body) != 0 {
+					t.Fatalf("401 body must be empty, got %q", body)
+				}
+			})
+		}
 	}
+	t.Run("malformed body", func(t *testing.T) {
+		t.Parallel()
+		_, c := newTestSim(t, testBackups, Quirks{})
+		if code, body := c.do("POST", "/api/v1/auth/login", json.RawMessage(`{"Password":`)); code != 400 || len(body) != 0 {
+			t.Fatalf("malformed login: %d %q", code, body)
+		}
+	})
 }
 
 func TestTokenExpiry(t *testing.T) {
@@ -58,7 +73,7 @@ func TestTokenExpiry(t *testing.T) {
 	if code != 401 || len(body) != 0 {
 		t.Fatalf("expired token: %d %q, want 401 and empty body", code, body)
 	}
-	c.login("")
+	c.login(c.pw)
 	c.getJSON("GET", "/api/v1/serverstate", 200, nil)
 	c.tok = "garbage"
 	if code, _ := c.do("GET", "/api/v1/backups", nil); code != 401 {
@@ -102,7 +117,7 @@ func TestHostHeader(t *testing.T) {
 					t.Fatalf("body %s, want %s", body, want)
 				}
 				// login is filtered too
-				if code, _ := c.login(""); code != 403 {
+				if code, _ := c.login(c.pw); code != 403 {
 					t.Fatalf("login through bad host: %d", code)
 				}
 			}
@@ -339,11 +354,7 @@ func TestRestartAtJobEnd(t *testing.T) {
 	s, c := newTestSim(t, testBackups, Quirks{RestartAtJobEnd: true})
 	id := c.run("1")
 	waitFor(t, 2*time.Second, "event finished", func() bool { return !s.Events()[0].Finished.IsZero() })
-	code, _ := c.do("GET", "/api/v1/task/"+itoa(id), nil)
-	if code != 401 {
-		t.Fatalf("tokens should be invalid after restart, got %d", code)
-	}
-	c.login("")
+	// access tokens survive the restart; the result cache does not
 	if code, _ := c.task(id); code != 404 {
 		t.Fatalf("task after restart: %d, want 404", code)
 	}
@@ -361,24 +372,38 @@ func TestRestart(t *testing.T) {
 	s, c := newTestSim(t, testBackups, Quirks{})
 	a := c.run("1")
 	b := c.run("2")
+	if a != 2 || b != 3 {
+		t.Fatalf("a fresh server's first tasks: %d, %d, want 2, 3", a, b)
+	}
 	waitFor(t, 2*time.Second, "active", func() bool { _, st := c.task(a); return st.Status == "Running" })
+	rowsBefore := s.TokenFamilyRows()
 	s.Restart()
-	c.login("")
+	// no new login: the access token survives
 	for _, id := range []int64{a, b} {
 		if code, _ := c.task(id); code != 404 {
 			t.Fatalf("task %d after restart: %d", id, code)
 		}
 	}
-	if st := c.state(); st.ActiveTask != nil || len(st.SchedulerQueueIds) != 0 {
+	st := c.state()
+	if st.ActiveTask != nil || len(st.SchedulerQueueIds) != 0 {
 		t.Fatalf("state after restart %+v", st)
 	}
+	if st.LastEventID != 1 {
+		t.Fatalf("LastEventID after restart: %d, want 1 (in-memory counter restarts)", st.LastEventID)
+	}
 	for _, e := range s.Events() {
-		if e.Result != "Dropped" || !e.Finished.IsZero() {
+		if e.Result != "Dropped" || !e.Finished.IsZero() || e.Boot != 0 {
 			t.Fatalf("event %+v", e)
 		}
 	}
-	if n := c.run("1"); n <= b {
-		t.Fatalf("task IDs must keep increasing: %d after %d", n, b)
+	if n := c.run("1"); n != 2 {
+		t.Fatalf("first task after restart: %d, want 2", n)
+	}
+	if ev := s.Events(); len(ev) != 3 || ev[2].TaskID != 2 || ev[2].Boot != 1 || ev[0].TaskID != 2 || ev[0].Boot != 0 {
+		t.Fatalf("events %+v", ev)
+	}
+	if got := s.TokenFamilyRows(); got != rowsBefore {
+		t.Fatalf("token families after restart: %d, want %d", got, rowsBefore)
 	}
 }
 
@@ -512,51 +537,6 @@ func TestProgressState(t *testing.T) {
 		c.getJSON("GET", "/api/v1/progressstate", 200, &p)
 		return p.Phase == "Backup_Complete" && p.OverallProgress == 1 && p.TaskID == id
 	})
-}
-
-func TestStopAbort(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name       string
-		op         string
-		queued     bool
-		wantStatus string
-		wantParsed string // "" = no log row
-	}{
-		{"abort active", "abort", false, "Failed", "Fatal"},
-		{"stop active", "stop", false, "Completed", "Warning"},
-		{"abort queued", "abort", true, "Failed", ""},
-		{"stop queued", "stop", true, "Failed", ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, c := newTestSim(t, []Backup{{ID: "1", Name: "a", Duration: 10 * time.Second}}, Quirks{Paused: tc.queued})
-			id := c.run("1")
-			if !tc.queued {
-				waitFor(t, 2*time.Second, "running", func() bool { _, st := c.task(id); return st.Status == "Running" })
-			}
-			c.getJSON("POST", "/api/v1/task/"+itoa(id)+"/"+tc.op, 200, nil)
-			_, st := c.task(id)
-			if st.Status != tc.wantStatus {
-				t.Fatalf("task %+v", st)
-			}
-			rows := logRows(t, c, "1", "")
-			if tc.wantParsed == "" && len(rows) != 0 || tc.wantParsed != "" && (len(rows) != 1 || rows[0].Msg.ParsedResult != tc.wantParsed || !rows[0].Msg.Interrupted) {
-				t.Fatalf("rows %+v", rows)
-			}
-			if ev := s.Events(); ev[0].Result != "Aborted" || ev[0].Finished.IsZero() {
-				t.Fatalf("event %+v", ev[0])
-			}
-			if st := c.state(); st.ActiveTask != nil || len(st.SchedulerQueueIds) != 0 {
-				t.Fatalf("state %+v", st)
-			}
-		})
-	}
-	_, c := newTestSim(t, testBackups, Quirks{})
-	if code, _ := c.do("POST", "/api/v1/task/42/abort", nil); code != 404 {
-		t.Fatalf("abort unknown: %d", code)
-	}
 }
 
 func TestHealth(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 // quirksWire is the JSON form of Quirks for /sim/quirks and --quirks: Go field names,
 // durations as Go duration strings. Absent fields are left unchanged by a merge.
 type quirksWire struct {
+	Version               *string   `json:",omitempty"`
 	RunHangs              *bool     `json:",omitempty"`
 	RunHangsBeforeEnqueue *bool     `json:",omitempty"`
 	QueuedDelay           *string   `json:",omitempty"`
@@ -24,22 +25,33 @@ type quirksWire struct {
 	Password              *string   `json:",omitempty"`
 	StatusGarbage         *bool     `json:",omitempty"`
 	RaceGap               *bool     `json:",omitempty"`
+	NoControllerFor       *string   `json:",omitempty"`
+	AbortDelay            *string   `json:",omitempty"`
+	AbortIgnored          *bool     `json:",omitempty"`
+	PreAuthTokens         *[]string `json:",omitempty"`
+	LogLocked             *int      `json:",omitempty"`
+	DataFolderMessage     *bool     `json:",omitempty"`
 }
 
 // MarshalQuirks returns the JSON form of q (as GET /sim/quirks serves it).
 func MarshalQuirks(q Quirks) ([]byte, error) {
 	d := func(v time.Duration) *string { s := v.String(); return &s }
 	hosts := append([]string{}, q.AllowedHosts...)
+	pre := append([]string{}, q.PreAuthTokens...)
 	return json.Marshal(quirksWire{
+		Version:  &q.Version,
 		RunHangs: &q.RunHangs, RunHangsBeforeEnqueue: &q.RunHangsBeforeEnqueue,
 		QueuedDelay: d(q.QueuedDelay), Paused: &q.Paused, TokenTTL: d(q.TokenTTL),
 		RestartAtJobEnd: &q.RestartAtJobEnd, AllowedHosts: &hosts, Password: &q.Password,
 		StatusGarbage: &q.StatusGarbage, RaceGap: &q.RaceGap,
+		NoControllerFor: d(q.NoControllerFor), AbortDelay: d(q.AbortDelay), AbortIgnored: &q.AbortIgnored,
+		PreAuthTokens: &pre, LogLocked: &q.LogLocked, DataFolderMessage: &q.DataFolderMessage,
 	})
 }
 
 // MergeQuirksJSON merges a JSON object (fields named as in Quirks, durations as Go
-// duration strings such as "1.5s") into q. Unknown fields are an error.
+// duration strings such as "1.5s") into q. Unknown fields are an error; so is a result
+// that does not pass Validate (without backups).
 func MergeQuirksJSON(q *Quirks, data []byte) error {
 	var w quirksWire
 	dec := json.NewDecoder(strings.NewReader(string(data)))
@@ -47,7 +59,7 @@ func MergeQuirksJSON(q *Quirks, data []byte) error {
 	if err := dec.Decode(&w); err != nil {
 		return fmt.Errorf("quirks: %w", err)
 	}
-	n := *q
+	n := cloneQuirks(*q)
 	setB := func(dst *bool, src *bool) {
 		if src != nil {
 			*dst = *src
@@ -70,17 +82,35 @@ func MergeQuirksJSON(q *Quirks, data []byte) error {
 	setB(&n.RestartAtJobEnd, w.RestartAtJobEnd)
 	setB(&n.StatusGarbage, w.StatusGarbage)
 	setB(&n.RaceGap, w.RaceGap)
-	if err := setD(&n.QueuedDelay, w.QueuedDelay, "QueuedDelay"); err != nil {
-		return err
-	}
-	if err := setD(&n.TokenTTL, w.TokenTTL, "TokenTTL"); err != nil {
-		return err
+	setB(&n.AbortIgnored, w.AbortIgnored)
+	setB(&n.DataFolderMessage, w.DataFolderMessage)
+	for _, d := range []struct {
+		dst  *time.Duration
+		src  *string
+		name string
+	}{{&n.QueuedDelay, w.QueuedDelay, "QueuedDelay"}, {&n.TokenTTL, w.TokenTTL, "TokenTTL"},
+		{&n.NoControllerFor, w.NoControllerFor, "NoControllerFor"}, {&n.AbortDelay, w.AbortDelay, "AbortDelay"}} {
+		if err := setD(d.dst, d.src, d.name); err != nil {
+			return err
+		}
 	}
 	if w.AllowedHosts != nil {
 		n.AllowedHosts = append([]string(nil), (*w.AllowedHosts)...)
 	}
+	if w.PreAuthTokens != nil {
+		n.PreAuthTokens = append([]string(nil), (*w.PreAuthTokens)...)
+	}
 	if w.Password != nil {
 		n.Password = *w.Password
+	}
+	if w.Version != nil {
+		n.Version = *w.Version
+	}
+	if w.LogLocked != nil {
+		n.LogLocked = *w.LogLocked
+	}
+	if err := Validate(nil, n); err != nil {
+		return fmt.Errorf("quirks: %w", err)
 	}
 	*q = n
 	return nil
@@ -89,6 +119,7 @@ func MergeQuirksJSON(q *Quirks, data []byte) error {
 // backupWire is the JSON form of Backup for POST /sim/backups.
 type backupWire struct {
 	ID, Name, Duration, Result string
+	Sync                       bool
 }
 
 // controlRoutes registers the /sim/... endpoints used by tests in other processes.
@@ -109,12 +140,15 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 			return
 		}
 		var merr error
-		s.SetQuirks(func(q *Quirks) {
+		err = s.SetQuirks(func(q *Quirks) {
 			n := *q
 			if merr = MergeQuirksJSON(&n, body); merr == nil {
 				*q = n
 			}
 		})
+		if merr == nil && err != nil {
+			merr = fmt.Errorf("quirks: %w", err)
+		}
 		if merr != nil {
 			writeErr(w, http.StatusBadRequest, merr.Error())
 			return
@@ -135,6 +169,13 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 		id := s.HoldQueue(r.URL.Query().Get("backup"), d)
 		writeJSON(w, http.StatusOK, taskStartedDTO{Status: "OK", ID: id})
 	})
+	mux.HandleFunc("GET /sim/tokenfamily", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, struct{ Rows int }{s.TokenFamilyRows()})
+	})
+	// Stands for ServerUtil reading the JWT key from the server DB and minting a sign-in token.
+	mux.HandleFunc("POST /sim/signintoken", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, struct{ SigninToken string }{s.SigninToken()})
+	})
 	mux.HandleFunc("POST /sim/restart", func(w http.ResponseWriter, r *http.Request) {
 		s.Restart()
 		writeJSON(w, http.StatusOK, struct{ Status string }{"OK"})
@@ -142,10 +183,10 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sim/backups", func(w http.ResponseWriter, r *http.Request) {
 		var b backupWire
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.ID == "" {
-			writeErr(w, http.StatusBadRequest, "body must be {\"ID\",\"Name\",\"Duration\",\"Result\"}")
+			writeErr(w, http.StatusBadRequest, "body must be {\"ID\",\"Name\",\"Duration\",\"Result\",\"Sync\"}")
 			return
 		}
-		nb := Backup{ID: b.ID, Name: b.Name, Result: b.Result}
+		nb := Backup{ID: b.ID, Name: b.Name, Result: b.Result, Sync: b.Sync}
 		if b.Duration != "" {
 			d, err := time.ParseDuration(b.Duration)
 			if err != nil {
@@ -154,11 +195,10 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 			}
 			nb.Duration = d
 		}
-		if err := validResult(nb.Result); err != nil {
+		if err := s.SetBackup(nb); err != nil {
 			writeErr(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		s.SetBackup(nb)
 		writeJSON(w, http.StatusOK, struct{ Status string }{"OK"})
 	})
 }
@@ -171,15 +211,19 @@ func validResult(r string) error {
 	return fmt.Errorf("result %q: want Success, Warning, Error or Fatal", r)
 }
 
-// ParseBackupSpec parses "ID=Name[:Duration][:Result]", e.g. "1=cryptpad:3s:Success".
+// ParseBackupSpec parses "ID=Name[:Duration][:Result][:Sync]", e.g. "1=cryptpad:3s:Success"
+// or "2=mirror:1s:Sync" (a Sync-type job, 2.3.1.0 only).
 func ParseBackupSpec(spec string) (Backup, error) {
 	id, rest, ok := strings.Cut(spec, "=")
 	if !ok || id == "" || rest == "" {
-		return Backup{}, fmt.Errorf("backup %q: want ID=Name[:Duration][:Result]", spec)
+		return Backup{}, fmt.Errorf("backup %q: want ID=Name[:Duration][:Result][:Sync]", spec)
 	}
 	b := Backup{ID: id}
 	parts := strings.Split(rest, ":")
-	if n := len(parts); n > 1 && validResult(parts[n-1]) == nil {
+	if n := len(parts); n > 1 && parts[n-1] == "Sync" {
+		b.Sync, parts = true, parts[:n-1]
+	}
+	if n := len(parts); n > 1 && parts[n-1] != "" && validResult(parts[n-1]) == nil {
 		b.Result, parts = parts[n-1], parts[:n-1]
 	}
 	if n := len(parts); n > 1 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,14 +43,10 @@ type errorDTO struct {
 	Code  int
 }
 
-type loginInput struct {
-	Password   string
-	RememberMe *bool
-}
-
+// accessTokenDTO is AccessTokenOutputDto; 2.1.0.x has no RefreshNonce.
 type accessTokenDTO struct {
 	AccessToken  string
-	RefreshNonce string
+	RefreshNonce *string `json:",omitempty"`
 }
 
 type tuple struct {
@@ -78,7 +75,7 @@ type serverStatusDTO struct {
 	UpdaterState             string
 	UpdateDownloadLink       *string
 	UpdateDownloadProgress   float64
-	Type                     string
+	Type                     *string `json:",omitempty"` // absent in 2.1.0.x
 }
 
 type taskStartedDTO struct {
@@ -91,6 +88,14 @@ type taskStateDTO struct {
 	ID           int64
 	TaskStarted  *string
 	TaskFinished *string
+	ErrorMessage *string
+	Exception    *string
+}
+
+// taskStateDTO21 is 2.1.0.x's GetTaskStateDto(Status, ID, ErrorMessage, Exception).
+type taskStateDTO21 struct {
+	Status       string
+	ID           int64
 	ErrorMessage *string
 	Exception    *string
 }
@@ -189,9 +194,7 @@ type resultMessage struct {
 	Errors               []string
 }
 
-const simVersion = "2.3.1.0 (2.3.1.0_beta_2026-07-28)"
-
-func (s *Sim) writeLogLocked(t *task, parsed string, interrupted bool, now time.Time) {
+func (s *Sim) writeLogLocked(t *task, parsed string, interrupted, partial bool, now time.Time) {
 	mainOp := "Backup"
 	if t.op != "Backup" {
 		mainOp = "Test"
@@ -201,7 +204,8 @@ func (s *Sim) writeLogLocked(t *task, parsed string, interrupted bool, now time.
 		MainOperation: mainOp,
 		ParsedResult:  parsed,
 		Interrupted:   interrupted,
-		Version:       simVersion,
+		PartialBackup: partial && mainOp == "Backup",
+		Version:       s.prof.Build,
 		BeginTime:     netUTC(t.started),
 		EndTime:       netUTC(now),
 		Duration:      timeSpan(now.Sub(t.started)),
@@ -215,8 +219,8 @@ func (s *Sim) writeLogLocked(t *task, parsed string, interrupted bool, now time.
 	}
 	switch parsed {
 	case "Warning":
-		if interrupted {
-			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.BackupHandler-Interrupted]: The backup was stopped before it completed")
+		if partial {
+			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.BackupHandler-CancellationRequested]: Cancellation was requested by user.")
 		} else {
 			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.Backup.FileEnumerationProcess-FileAccessError]: Error reported while accessing file: /source/locked.db")
 		}
@@ -242,29 +246,81 @@ func (s *Sim) writeLogLocked(t *task, parsed string, interrupted bool, now time.
 	s.lastDataID++
 }
 
-// writeMetaLocked updates backup metadata as Runner.cs does.
-func (s *Sim) writeMetaLocked(t *task, res taskResult, interrupted bool, now time.Time) {
+// writeMetaLocked updates backup metadata as Runner.cs does: a run that threw writes only
+// LastErrorDate/LastErrorMessage (UpdateMetadataError); a Sync job writes LastSync*; an
+// interrupted backup writes nothing else; a finished one (even with warnings or errors)
+// writes LastBackup* and the statistics.
+func (s *Sim) writeMetaLocked(t *task, threw bool, errMsg string, interrupted bool, now time.Time) {
 	m := s.meta[t.backupID]
 	if m == nil {
 		m = map[string]string{}
 		s.meta[t.backupID] = m
 	}
-	if res.errMsg != "" {
+	if threw {
 		m["LastErrorDate"] = metaDate(now)
-		m["LastErrorMessage"] = res.errMsg
+		m["LastErrorMessage"] = errMsg
+		return
+	}
+	if t.sync && s.prof.SyncJobs {
+		m["LastSyncDuration"] = timeSpan(now.Sub(t.started))
+		m["LastSyncStarted"] = metaDate(t.started)
+		m["LastSyncFinished"] = metaDate(now)
 		return
 	}
 	if interrupted {
 		return
 	}
+	s.versions[t.backupID]++
+	m["SourceFilesSize"] = "10240"
+	m["SourceFilesCount"] = "10"
+	m["SourceSizeString"] = FormatSize(10240)
 	m["LastBackupStarted"] = metaDate(t.started)
 	m["LastBackupFinished"] = metaDate(now)
 	m["LastBackupDuration"] = timeSpan(now.Sub(t.started))
 	m["LastBackupDate"] = metaDate(t.started)
-	m["SourceFilesSize"] = "10240"
-	m["SourceFilesCount"] = "10"
-	m["SourceSizeString"] = "10 KB"
-	m["BackupListCount"] = strconv.Itoa(len(s.logs[t.backupID]))
+	m["BackupListCount"] = strconv.Itoa(s.versions[t.backupID])
+	m["TargetFilesSize"] = strconv.Itoa(2048 * s.versions[t.backupID])
+	m["TargetFilesCount"] = strconv.Itoa(3 * s.versions[t.backupID])
+	m["TargetFilesetsCount"] = strconv.Itoa(s.versions[t.backupID])
+	m["TargetSizeString"] = FormatSize(float64(2048 * s.versions[t.backupID]))
+}
+
+// FormatSize is Duplicati's Utility.FormatSizeString in the invariant culture
+// ("{0:N} KiB": two decimals, thousands separators), e.g. 10240 -> "10.00 KiB".
+func FormatSize(size float64) string {
+	abs := size
+	if abs < 0 {
+		abs = -abs
+	}
+	units := []struct {
+		div  float64
+		name string
+	}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}}
+	for _, u := range units {
+		if abs >= u.div {
+			return groupThousands(strconv.FormatFloat(size/u.div, 'f', 2, 64)) + " " + u.name
+		}
+	}
+	return strconv.FormatInt(int64(size), 10) + " bytes"
+}
+
+func groupThousands(num string) string {
+	sign := ""
+	if strings.HasPrefix(num, "-") {
+		sign, num = "-", num[1:]
+	}
+	intPart, frac, _ := strings.Cut(num, ".")
+	var b strings.Builder
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if frac != "" {
+		return sign + b.String() + "." + frac
+	}
+	return sign + b.String()
 }
 
 func (s *Sim) backupDTOLocked(b Backup) backupDTO {
@@ -296,7 +352,10 @@ func (s *Sim) serverStateLocked() serverStatusDTO {
 		LastDataUpdateID:         s.lastDataID,
 		LastNotificationUpdateID: s.lastNotifID,
 		UpdaterState:             "Waiting",
-		Type:                     "legacystatus",
+	}
+	if s.prof.StateType {
+		typ := "legacystatus"
+		st.Type = &typ
 	}
 	if s.q.Paused {
 		st.ProgramState = "Paused"
@@ -366,21 +425,24 @@ func strOrNil(s string) *string {
 	return &s
 }
 
-func taskState(status string, id int64, r *taskResult) taskStateDTO {
+// taskDTOLocked builds GetTaskStateDto as the profile has it; task times are local time.
+func (s *Sim) taskDTOLocked(status string, id int64, r *taskResult) any {
 	d := taskStateDTO{Status: status, ID: id}
-	if r == nil {
-		return d
+	if r != nil {
+		if !r.started.IsZero() {
+			v := netLocal(r.started)
+			d.TaskStarted = &v
+		}
+		if !r.finished.IsZero() {
+			v := netLocal(r.finished)
+			d.TaskFinished = &v
+		}
+		if r.errMsg != "" {
+			d.ErrorMessage, d.Exception = &r.errMsg, &r.exception
+		}
 	}
-	if !r.started.IsZero() {
-		v := netLocal(r.started)
-		d.TaskStarted = &v
-	}
-	if !r.finished.IsZero() {
-		v := netUTC(r.finished)
-		d.TaskFinished = &v
-	}
-	if r.errMsg != "" {
-		d.ErrorMessage, d.Exception = &r.errMsg, &r.exception
+	if !s.prof.TaskTimes {
+		return taskStateDTO21{Status: d.Status, ID: d.ID, ErrorMessage: d.ErrorMessage, Exception: d.Exception}
 	}
 	return d
 }

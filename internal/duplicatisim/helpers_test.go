@@ -11,19 +11,32 @@ import (
 )
 
 type tclient struct {
-	t    *testing.T
-	base string
-	tok  string
-	host string
+	t      *testing.T
+	base   string
+	tok    string
+	host   string
+	pw     string            // the server password newTestSim configured
+	auth   string            // Authorization header instead of "Bearer <tok>"
+	header map[string]string // extra request headers
+	nonce  bool              // logins must answer RefreshNonce
+	resp   *http.Response    // last response (body already read)
 }
 
+const testPassword = "s3cret-pw"
+
+// newTestSim starts a sim (with testPassword unless q sets one) and logs in.
 func newTestSim(t *testing.T, backups []Backup, q Quirks) (*Sim, *tclient) {
 	t.Helper()
+	if q.Password == "" {
+		q.Password = testPassword
+	}
 	s := New(backups, q)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { srv.Close(); s.Close() })
-	c := &tclient{t: t, base: srv.URL}
-	c.login("")
+	c := &tclient{t: t, base: srv.URL, pw: q.Password, nonce: s.Profile().RefreshNonce}
+	if code, body := c.login(c.pw); code != 200 {
+		t.Fatalf("login: %d %s", code, body)
+	}
 	return s, c
 }
 
@@ -32,7 +45,7 @@ func (c *tclient) login(pw string) (int, []byte) {
 	code, body := c.do("POST", "/api/v1/auth/login", map[string]any{"Password": pw, "RememberMe": false})
 	if code == 200 {
 		var out struct{ AccessToken, RefreshNonce string }
-		if err := json.Unmarshal(body, &out); err != nil || out.AccessToken == "" || out.RefreshNonce == "" {
+		if err := json.Unmarshal(body, &out); err != nil || out.AccessToken == "" || (out.RefreshNonce == "") == c.nonce {
 			c.t.Fatalf("login body %s: %v", body, err)
 		}
 		c.tok = out.AccessToken
@@ -51,8 +64,14 @@ func (c *tclient) do(method, path string, body any) (int, []byte) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if c.tok != "" {
+	switch {
+	case c.auth != "":
+		req.Header.Set("Authorization", c.auth)
+	case c.tok != "":
 		req.Header.Set("Authorization", "Bearer "+c.tok)
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
 	}
 	if c.host != "" {
 		req.Host = c.host
@@ -63,6 +82,7 @@ func (c *tclient) do(method, path string, body any) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	c.resp = resp
 	return resp.StatusCode, b
 }
 

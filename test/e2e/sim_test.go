@@ -13,18 +13,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // sim is a running `duplicati-sim serve` on loopback.
 type sim struct {
-	e    *env
-	Addr string // host:port
-	URL  string // http://host:port
-	cmd  *exec.Cmd
-	done chan struct{}
+	e        *env
+	Addr     string // host:port
+	URL      string // http://host:port
+	Password string // the server password (a server without one accepts no password login)
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
+
+// simPassword is the password every test simulator is started with.
+const simPassword = "e2e-sim-pw"
 
 var addrRE = regexp.MustCompile(`(127\.0\.0\.1|\[::1\]|localhost):[0-9]+`)
 
@@ -33,7 +38,7 @@ var addrRE = regexp.MustCompile(`(127\.0\.0\.1|\[::1\]|localhost):[0-9]+`)
 func (e *env) startSim(backups ...string) *sim {
 	e.t.Helper()
 	bin := binary(e.t, "duplicati-sim")
-	args := []string{"serve", "--listen", "127.0.0.1:0"}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--password", simPassword}
 	for _, b := range backups {
 		args = append(args, "--backup", b)
 	}
@@ -57,7 +62,7 @@ func (e *env) startSim(backups ...string) *sim {
 		e.t.Fatalf("starting duplicati-sim: %v", err)
 	}
 	pw.Close()
-	s := &sim{e: e, cmd: cmd, done: make(chan struct{})}
+	s := &sim{e: e, Password: simPassword, cmd: cmd, done: make(chan struct{})}
 	e.sims = append(e.sims, s)
 	go func() {
 		cmd.Wait()
@@ -223,7 +228,19 @@ func execConfig(container string) string {
 	return fmt.Sprintf("duplicati {\n  container   = %q\n  server_util = \"duplicati-server-util\"\n  run_timeout = \"25s\"\n  wait_timeout = \"5m\"\n}\n", container)
 }
 
-// restConfig returns a config.hcl for the REST route to the simulator.
+// restConfig returns a config.hcl for the REST route to the simulator. The password goes to
+// a file in the test's directory (mode 0600, owned by the test user), named by password_file.
 func restConfig(s *sim) string {
-	return fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"5m\"\n}\n", s.URL)
+	s.e.t.Helper()
+	pwFile := filepath.Join(s.e.dir, "duplicati-password-"+strings.NewReplacer(":", "_", ".", "_", "[", "", "]", "").Replace(s.Addr))
+	if err := os.WriteFile(pwFile, []byte(s.Password+"\n"), 0o600); err != nil {
+		s.e.t.Fatal(err)
+	}
+	if err := os.Chmod(pwFile, 0o600); err != nil {
+		s.e.t.Fatal(err)
+	}
+	if err := os.Chown(pwFile, os.Getuid(), os.Getgid()); err != nil {
+		s.e.t.Fatal(err)
+	}
+	return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"5m\"\n}\n", s.URL, pwFile)
 }

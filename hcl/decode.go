@@ -82,6 +82,8 @@ var duplicatiSchema = &hhcl.BodySchema{
 		{Name: "poll_interval"},
 		{Name: "url"},
 		{Name: "password_file"},
+		{Name: "token_file"},
+		{Name: "exec_user"},
 		{Name: "warning_is_failure"},
 	},
 }
@@ -102,6 +104,16 @@ func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any)
 	r := rng
 	d.diags = append(d.diags, &hhcl.Diagnostic{
 		Severity: hhcl.DiagError,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(detailFmt, args...),
+		Subject:  &r,
+	})
+}
+
+func (d *decoder) warnf(rng hhcl.Range, summary, detailFmt string, args ...any) {
+	r := rng
+	d.diags = append(d.diags, &hhcl.Diagnostic{
+		Severity: hhcl.DiagWarning,
 		Summary:  summary,
 		Detail:   fmt.Sprintf(detailFmt, args...),
 		Subject:  &r,
@@ -246,22 +258,86 @@ func (d *decoder) decodeDuplicati(body hhcl.Body, dup *Duplicati) {
 	if c == nil {
 		return
 	}
-	d.str(c.Attributes, "container", &dup.Container, false)
-	d.str(c.Attributes, "server_util", &dup.ServerUtil, false)
+	if a := d.str(c.Attributes, "container", &dup.Container, false); a != nil {
+		if err := CheckContainer(dup.Container); err != nil {
+			d.errorf(a.Expr.Range(), "Invalid container", "%v.", err)
+		}
+	}
+	if a := d.str(c.Attributes, "server_util", &dup.ServerUtil, false); a != nil {
+		if err := CheckServerUtil(dup.ServerUtil); err != nil {
+			d.errorf(a.Expr.Range(), "Invalid server_util", "%v.", err)
+		}
+	}
+	if a := d.str(c.Attributes, "exec_user", &dup.ExecUser, false); a != nil {
+		if err := CheckExecUser(dup.ExecUser); err != nil {
+			d.errorf(a.Expr.Range(), "Invalid exec_user", "%v.", err)
+		}
+	}
 	d.duration(c.Attributes, "run_timeout", &dup.RunTimeout)
 	d.duration(c.Attributes, "wait_timeout", &dup.WaitTimeout)
 	d.duration(c.Attributes, "poll_interval", &dup.PollInterval)
-	if a := d.str(c.Attributes, "url", &dup.URL, false); a != nil {
+	urlAttr := d.str(c.Attributes, "url", &dup.URL, false)
+	if urlAttr != nil {
 		if !strings.HasPrefix(dup.URL, "http://") && !strings.HasPrefix(dup.URL, "https://") {
-			d.errorf(a.Expr.Range(), "Invalid URL", "url = %q must start with http:// or https://, e.g. \"http://127.0.0.1:8200\".", dup.URL)
+			d.errorf(urlAttr.Expr.Range(), "Invalid URL", "url = %q must start with http:// or https://, e.g. \"http://127.0.0.1:8200\".", dup.URL)
 		}
 	}
-	if a := d.str(c.Attributes, "password_file", &dup.PasswordFile, false); a != nil {
-		dup.PasswordFile = expandHome(dup.PasswordFile)
-	}
+	d.secretFile(c.Attributes, "password_file", &dup.PasswordFile)
+	d.secretFile(c.Attributes, "token_file", &dup.TokenFile)
 	var b bool
 	if _, ok := d.value(c.Attributes, "warning_is_failure", &b); ok {
 		dup.WarningIsFailure = b
+	}
+	d.checkCredentials(c.Attributes, urlAttr)
+}
+
+// secretFile decodes password_file or token_file: a path, "~/" expanded,
+// that must be absolute (the helper runs with whatever working directory
+// the unit has). Only the path is kept; the helper reads the file.
+func (d *decoder) secretFile(attrs hhcl.Attributes, name string, dst *string) {
+	a := d.str(attrs, name, dst, false)
+	if a == nil {
+		return
+	}
+	*dst = expandHome(*dst)
+	if !filepath.IsAbs(*dst) {
+		d.errorf(a.Expr.Range(), "Invalid path", "%s = %q must be an absolute path (or start with ~/), e.g. \"~/.config/backup-stack/%s\".",
+			name, *dst, map[string]string{"password_file": "duplicati-password", "token_file": "duplicati-token"}[name])
+	}
+}
+
+// checkCredentials enforces the REST route's credentials rule: url needs
+// exactly one of password_file and token_file, and those (and exec_user)
+// belong to one route only. urlAttr is the url attribute when it decoded.
+func (d *decoder) checkCredentials(attrs hhcl.Attributes, urlAttr *hhcl.Attribute) {
+	pw, hasPW := attrs["password_file"]
+	tok, hasTok := attrs["token_file"]
+	if hasPW && hasTok {
+		first, second := pw, tok
+		if tok.Range.Start.Byte < pw.Range.Start.Byte {
+			first, second = tok, pw
+		}
+		d.errorf(second.NameRange, "Conflicting credentials",
+			"password_file and token_file are both set (%s at %s); choose one: token_file = \"...\" for a --webservice-pre-auth-tokens token (Duplicati 2.1.2.0 and later), or password_file = \"...\" for the web UI password.",
+			first.Name, first.NameRange)
+	}
+	_, hasURL := attrs["url"]
+	if urlAttr != nil && !hasPW && !hasTok {
+		d.errorf(urlAttr.NameRange, "Missing credentials",
+			"url needs password_file or token_file: Duplicati 2.1 and later always have a password (a random one when none was set) and refuse an empty password, so the REST route can never log in without one; set password_file = \"~/.config/backup-stack/duplicati-password\" (a file with the web UI password) or token_file = \"~/.config/backup-stack/duplicati-token\" (a --webservice-pre-auth-tokens token, Duplicati 2.1.2.0 and later).")
+	}
+	if hasURL {
+		if eu, ok := attrs["exec_user"]; ok {
+			d.warnf(eu.NameRange, "Unused exec_user",
+				"exec_user is only used by the exec route (podman exec), and url selects the REST route; remove exec_user, or url to use the exec route.")
+		}
+		return
+	}
+	for _, a := range []*hhcl.Attribute{pw, tok} {
+		if a != nil {
+			d.warnf(a.NameRange, "Unused "+a.Name,
+				"%s is only used by the REST route, which url = \"http://127.0.0.1:8200\" selects; the exec route (podman exec) ignores it. Set url, or remove %s.", a.Name, a.Name)
+		}
 	}
 }
 

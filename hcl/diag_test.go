@@ -323,6 +323,7 @@ var configDiagCases = []diagCase{
 }`, line: 2, col: 18, summary: "Invalid duration", hint: `"6h"`},
 	{name: "bad url", src: `duplicati {
   url = "127.0.0.1:8200"
+  password_file = "/pw"
 }`, line: 2, col: 9, summary: "Invalid URL", hint: "must start with http:// or https://"},
 	{name: "warning_is_failure not bool", src: `duplicati {
   warning_is_failure = "sometimes"

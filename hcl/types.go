@@ -69,8 +69,15 @@ type Healthcheck struct {
 
 // Duplicati says how to reach Duplicati.
 type Duplicati struct {
+	// Container and ServerUtil make the exec route's argv:
+	// podman exec [-u ExecUser] <Container> <ServerUtil> ... ServerUtil is
+	// a name on the container's PATH or an absolute path inside it.
 	Container  string
 	ServerUtil string
+	// ExecUser, when set, is given to podman exec -u (user, uid, user:group
+	// or uid:gid), so that the util runs as the owner of Duplicati's data
+	// folder; "" runs it as the container's default user (usually root).
+	ExecUser   string
 	RunTimeout time.Duration
 	// WaitTimeout bounds the wait for each job and the gate's wait for an
 	// idle Duplicati and a free backup slot.
@@ -81,6 +88,12 @@ type Duplicati struct {
 	// PasswordFile holds the web UI password for the REST route. Only its
 	// path is ever passed around; the secret is read by the helper.
 	PasswordFile string
+	// TokenFile holds a pre-authenticated token (the server's
+	// --webservice-pre-auth-tokens, Duplicati 2.1.2.0 and later) for the
+	// REST route, instead of PasswordFile. Like it, only the path is passed
+	// around. The decoder allows at most one of the two, and requires one
+	// of them when URL is set.
+	TokenFile string
 	// WarningIsFailure makes a job that ends with Warning fail the unit.
 	WarningIsFailure bool
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	hhcl "github.com/hashicorp/hcl/v2"
@@ -136,10 +138,13 @@ func applyEnv(d *hcl.Duplicati) error {
 }
 
 // backend builds the Duplicati route that config.hcl selects.
-func backend(d hcl.Duplicati, wait time.Duration, log *slog.Logger) (duplicati.Backend, error) {
+// abortWait bounds how long a stopped job is followed until Duplicati shows it ended
+// (0: the client's default).
+func backend(d hcl.Duplicati, wait, abortWait time.Duration, log *slog.Logger) (duplicati.Backend, error) {
 	o := duplicati.Options{
 		RunTimeout:  d.RunTimeout,
 		WaitTimeout: wait,
+		AbortWait:   abortWait,
 		Logf:        func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
 	}
 	if d.PollInterval > 0 {
@@ -148,15 +153,32 @@ func backend(d hcl.Duplicati, wait time.Duration, log *slog.Logger) (duplicati.B
 	if d.URL != "" {
 		o.URL = d.URL
 		o.PollInterval = 0 // the API route polls fast by default
-		if d.PasswordFile != "" {
-			pw, err := readSecret(d.PasswordFile)
+		// The decoder enforces exactly one of the two; a plan frozen by an
+		// older version may still lack both.
+		switch {
+		case d.PasswordFile != "" && d.TokenFile != "":
+			return nil, withCode(exitcode.Usage, errors.New("duplicati: password_file and token_file are both set; keep one of them in config.hcl"))
+		case d.TokenFile != "":
+			tok, err := readToken(d.TokenFile)
+			if err != nil {
+				return nil, withCode(exitcode.Usage, err)
+			}
+			o.Token = tok
+		case d.PasswordFile != "":
+			pw, err := readPassword(d.PasswordFile)
 			if err != nil {
 				return nil, withCode(exitcode.Usage, err)
 			}
 			o.Password = pw
+		default:
+			return nil, withCode(exitcode.Usage, errors.New("duplicati: url is set but neither password_file nor token_file: Duplicati 2.1 and later refuse a login without a password; set one of them in config.hcl"))
 		}
 	} else {
-		o.Command = []string{"podman", "exec", d.Container, d.ServerUtil}
+		argv, err := execCommand(d)
+		if err != nil {
+			return nil, withCode(exitcode.Usage, err)
+		}
+		o.Command = argv
 	}
 	b, err := duplicati.New(o)
 	if err != nil {
@@ -165,13 +187,154 @@ func backend(d hcl.Duplicati, wait time.Duration, log *slog.Logger) (duplicati.B
 	return b, nil
 }
 
-// readSecret reads a password file. The content is never logged.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("password_file: %w", err)
+// execCommand is the exec route's argv prefix:
+// podman exec [-u <exec_user>] <container> <server_util>. The values are
+// checked again here: DUPLICATI_CONTAINER bypasses the decoder, and an argv
+// element starting with '-' would be read by podman as an option.
+func execCommand(d hcl.Duplicati) ([]string, error) {
+	if err := hcl.CheckContainer(d.Container); err != nil {
+		return nil, fmt.Errorf("duplicati: %w", err)
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	if err := hcl.CheckServerUtil(d.ServerUtil); err != nil {
+		return nil, fmt.Errorf("duplicati: %w", err)
+	}
+	argv := []string{"podman", "exec"}
+	if d.ExecUser != "" {
+		if err := hcl.CheckExecUser(d.ExecUser); err != nil {
+			return nil, fmt.Errorf("duplicati: %w", err)
+		}
+		argv = append(argv, "-u", d.ExecUser)
+	}
+	return append(argv, d.Container, d.ServerUtil), nil
+}
+
+// maxSecret bounds a password or token file: it holds one line, and a
+// path that points at something else (a log, /dev/zero) must not be read
+// whole into memory or sent to Duplicati.
+const maxSecret = 4 << 10
+
+// readPassword reads password_file: the web UI password.
+func readPassword(path string) (string, error) {
+	pw, err := readSecret("password_file", path)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(pw) == "" {
+		return "", fmt.Errorf("password_file %s holds only white space: Duplicati refuses an empty password", path)
+	}
+	return pw, nil
+}
+
+// readToken reads token_file: a pre-authenticated token as the server's
+// --webservice-pre-auth-tokens takes it, at least 10 of [A-Za-z0-9_-].
+func readToken(path string) (string, error) {
+	tok, err := readSecret("token_file", path)
+	if err != nil {
+		return "", err
+	}
+	if !validToken(tok) {
+		return "", fmt.Errorf("token_file %s does not hold a pre-authenticated token: Duplicati takes one of at least 10 characters from A-Z a-z 0-9 _ - (the value of --webservice-pre-auth-tokens), on one line", path)
+	}
+	return tok, nil
+}
+
+func validToken(s string) bool {
+	if len(s) < 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// readSecret reads the secret file of attribute attr (password_file or
+// token_file): a regular file of at most maxSecret bytes, owned by the
+// user running the helper and neither readable nor writable by group or
+// others, holding one line (trailing CR/LF is dropped). The content never
+// appears in an error or a log.
+func readSecret(attr, path string) (string, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; the file is
+	// refused below unless it is a regular one, where the flag does nothing.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", attr, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", attr, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s %s is %s, not a regular file; point %s at a file that holds only the secret", attr, path, fileKind(fi.Mode()), attr)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if uid := os.Geteuid(); int(st.Uid) != uid {
+			return "", fmt.Errorf("%s %s is owned by uid %d, not by the user running backup-stack (uid %d): make it yours and private (sudo chown %d %s && chmod 600 %s)",
+				attr, path, st.Uid, uid, uid, shellQuote(path), shellQuote(path))
+		}
+	}
+	if perm := fi.Mode().Perm(); perm&0o066 != 0 {
+		return "", fmt.Errorf("%s %s can be read or written by group or others (mode %04o): make it private (chmod 600 %s)", attr, path, perm, shellQuote(path))
+	}
+	if fi.Size() > maxSecret {
+		return "", fmt.Errorf("%s %s is larger than 4 KiB (%d bytes); it must hold only the secret, on one line", attr, path, fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", attr, err)
+	}
+	if len(b) > maxSecret {
+		return "", fmt.Errorf("%s %s is larger than 4 KiB; it must hold only the secret, on one line", attr, path)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	switch {
+	case s == "" && attr == "password_file":
+		return "", fmt.Errorf("password_file %s is empty: Duplicati refuses an empty password", path)
+	case s == "" && attr == "token_file":
+		return "", fmt.Errorf("token_file %s is empty: write the token given to Duplicati's --webservice-pre-auth-tokens into it", path)
+	case s == "":
+		return "", fmt.Errorf("%s %s is empty", attr, path)
+	case strings.ContainsAny(s, "\r\n"):
+		return "", fmt.Errorf("%s %s holds more than one line; it must hold only the secret, on one line", attr, path)
+	}
+	return s, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
+
+// shellQuote quotes p for the fix an error message suggests, so that it
+// can be pasted into a shell as it is.
+func shellQuote(p string) string {
+	safe := p != ""
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+,:@%=", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 }
 
 // logger logs one step of one stack: to stderr (the journal, with

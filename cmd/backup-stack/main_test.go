@@ -36,7 +36,7 @@ func TestVerdict(t *testing.T) {
 		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitcode.JobError, "Error: disk full"},
 		{"fatal", false, duplicati.Outcome{Result: duplicati.ResultFatal}, nil, exitcode.Fatal, "Fatal"},
 		{"unknown on the API route", false, duplicati.Outcome{Result: duplicati.ResultUnknown}, nil, exitcode.Unknown, "outcome unknown"},
-		{"unknown on the exec route", false, duplicati.Outcome{Result: duplicati.ResultUnknown, UnknownIsSuccess: true}, nil, 0, "outcome not reported"},
+		{"unknown on the exec route", false, duplicati.Outcome{Result: duplicati.ResultUnknown, UnknownIsSuccess: true}, nil, 0, "finished, result unknown"},
 		{"timeout", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrTimeout), exitcode.Timeout, "wait_timeout"},
 		{"unreachable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnreachable), exitcode.Unreachable, "unreachable"},
 		{"unparseable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnparseable), exitcode.Unreachable, "unreachable"},
@@ -128,18 +128,47 @@ func (p *fakePods) set(project string, names ...string) {
 	p.running[project] = names
 }
 
+// startSim starts a simulator whose password is the one in testPasswordFile unless q sets
+// another (like the real server, it refuses an empty password).
 func startSim(t *testing.T, q duplicatisim.Quirks, backups ...duplicatisim.Backup) (*duplicatisim.Sim, string) {
+	if q.Password == "" {
+		q.Password = "test-password"
+	}
 	s := duplicatisim.New(backups, q)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { srv.Close(); s.Close() })
 	return s, srv.URL
 }
 
-func apiConfig(url, pwFile string, extra string) string {
-	c := fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"20s\"\n  run_timeout = \"5s\"\n", url)
-	if pwFile != "" {
-		c += fmt.Sprintf("  password_file = %q\n", pwFile)
+// testPasswordFile is a private password file for the configurations of
+// the REST route that do not bring their own: url needs one, and startSim's
+// simulators have its password.
+var testPasswordFile string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "backup-stack-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	testPasswordFile = filepath.Join(dir, "duplicati-password")
+	if err := os.WriteFile(testPasswordFile, []byte("test-password\n"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// apiConfig is a config.hcl for the REST route to url, with pwFile (""
+// = testPasswordFile) and extra lines in the duplicati block.
+func apiConfig(url, pwFile string, extra string) string {
+	if pwFile == "" {
+		pwFile = testPasswordFile
+	}
+	c := fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"20s\"\n  run_timeout = \"5s\"\n", url)
+	c += fmt.Sprintf("  password_file = %q\n", pwFile)
 	return c + extra + "}\n"
 }
 
@@ -195,7 +224,7 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "warning is failure", result: "Warning", extra: "  warning_is_failure = true\n", code: exitcode.Warning},
 		{name: "error", result: "Error", code: exitcode.JobError},
 		{name: "fatal", result: "Fatal", code: exitcode.Fatal},
-		{name: "paused: wait timeout", result: "Success", quirks: duplicatisim.Quirks{Paused: true}, code: exitcode.Timeout},
+		{name: "paused: wait timeout", result: "Success", quirks: duplicatisim.Quirks{Paused: true}, code: exitcode.StillHeld},
 		{name: "wrong password", result: "Success", quirks: duplicatisim.Quirks{Password: "other"}, code: exitcode.Unreachable},
 	}
 	for _, tc := range cases {

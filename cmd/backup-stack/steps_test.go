@@ -338,7 +338,7 @@ func TestStepsFinishFailsOnAFailedHook(t *testing.T) {
 	}
 
 	out, _ := c.must(0, "status", "--stacks")
-	if !strings.Contains(out, "failed (hook verify") {
+	if !strings.Contains(out, "failed: hook verify") {
 		t.Errorf("status --stacks:\n%s", out)
 	}
 	// The notification goes out as a failure although systemd said
@@ -361,7 +361,7 @@ func TestStepsFinishFailsOnAFailedHook(t *testing.T) {
 // reason in a plan for finish, which writes it to the history.
 func TestStepsGateFailures(t *testing.T) {
 	shortWait := func(url string) string {
-		return fmt.Sprintf("duplicati {\n  url = %q\n  wait_timeout = \"300ms\"\n  run_timeout = \"2s\"\n}\n", url)
+		return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"300ms\"\n  run_timeout = \"2s\"\n}\n", url, testPasswordFile)
 	}
 	hook := "  hook \"post_backup\" {\n    command = [\"false\"]\n  }\n"
 	for _, tc := range []struct {
@@ -1267,7 +1267,8 @@ func TestList(t *testing.T) {
 	for stack, want := range map[string][]string{
 		"a": {"a-stack.service", "job-a,job-a2", "daily", "Tue 2030-01-01 00:00:00 UTC", "success " + when + " (down 42.5s)"},
 		"b": {"bee.service", " bee ", "job-b", "never"},
-		"c": {"c-stack.service", "weekly", "success " + when},
+		// success by systemd, but a step after the jobs failed
+		"c": {"c-stack.service", "weekly", "failed " + when},
 	} {
 		r := row(stack)
 		for _, w := range want {

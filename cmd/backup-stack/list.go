@@ -44,9 +44,12 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 		}
 		last := "never"
 		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
-			last = fmt.Sprintf("%s %s", orDash(h.Result), h.Finished.Format(time.DateTime))
+			last = fmt.Sprintf("%s %s", orDash(h.Outcome()), h.Finished.Format(time.DateTime))
 			if h.Downtime > 0 {
 				last += fmt.Sprintf(" (down %.1fs)", h.Downtime)
+			}
+			if h.Reason != "" {
+				last += ": " + shortReason(h.Reason)
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Unit, st.ProjectLabel,
@@ -68,4 +71,13 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors (see backup-stack validate): %s\n", len(set.Broken), strings.Join(set.Broken, " "))
 	}
 	return tw.Flush()
+}
+
+// shortReason fits a run's reason into a table cell: its first line, at most 100 runes.
+func shortReason(r string) string {
+	r, _, _ = strings.Cut(r, "\n")
+	if rs := []rune(r); len(rs) > 100 {
+		return string(rs[:99]) + "…"
+	}
+	return r
 }

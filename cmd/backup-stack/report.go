@@ -89,7 +89,7 @@ func (a *App) writeMetrics(metricsFile, stateDir string) error {
 		name := strings.TrimSuffix(filepath.Base(f), ".hcl")
 		m := metrics.Stack{Name: name}
 		if h, err := orchestrate.LoadHistory(stateDir, name); err == nil && h != nil {
-			m.LastRun, m.LastSuccess, m.Success, m.Result = h.Finished, h.LastSuccess, h.Succeeded(), h.Result
+			m.LastRun, m.LastSuccess, m.Success, m.Result = h.Finished, h.LastSuccess, h.Succeeded(), h.Outcome()
 			m.Duration, m.Downtime = h.Duration().Seconds(), h.Downtime
 		}
 		ms = append(ms, m)

@@ -32,6 +32,7 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		log   *slog.Logger
 		stack string
 		save  func(string)
+		note  func(jobs []string)
 	)
 	if c.Force {
 		// By hand, with the configuration as it is now.
@@ -42,6 +43,7 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		stack, jobs, dup, wait = st.Name, st.Jobs, cfg.Duplicati, st.WaitTimeout
 		log = app.logger(cfg.LogDir, st.Name, "run "+st.Name)
 		save = func(string) {}
+		note = func([]string) {}
 	} else {
 		// From the unit: the plan's jobs and Duplicati, and only while the
 		// stack is held down with every container stopped. A run that got
@@ -73,6 +75,12 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 				cancel(fmt.Errorf("%w: %s was started during the backup", context.Canceled, u))
 			}
 		}()
+		note = func(jobs []string) {
+			p.Unknown = jobs
+			if err := p.Save(s.env.StateDir); err != nil {
+				log.Error(fmt.Sprintf("saving the plan: %v", err))
+			}
+		}
 		save = func(why string) {
 			p.Fail("run: " + why)
 			if err := p.Save(s.env.StateDir); err != nil {
@@ -83,18 +91,22 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 	if err := applyEnv(&dup); err != nil {
 		return withCode(exitcode.Usage, err)
 	}
-	b, err := backend(dup, wait, log)
+	b, err := backend(dup, wait, app.abortWait(ctx, stack, wait, c.Force), log)
 	if err != nil {
 		return err
 	}
 	worst := 0
 	var firstErr error
+	var unknown []string
 	for i, job := range jobs {
 		start := time.Now()
 		log.Info(fmt.Sprintf("job %d/%d %q: starting", i+1, len(jobs), job))
 		out, err := b.Run(ctx, job)
 		elapsed := time.Since(start).Round(100 * time.Millisecond)
 		code, msg := verdict(dup.WarningIsFailure, out, err)
+		if err == nil && code == exitcode.OK && out.Result == duplicati.ResultUnknown {
+			unknown = append(unknown, job)
+		}
 		level := slog.LevelInfo
 		if code != exitcode.OK {
 			level = slog.LevelError
@@ -109,6 +121,9 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		if code == exitcode.Unreachable || code == exitcode.Interrupted {
 			break
 		}
+	}
+	if len(unknown) > 0 {
+		note(unknown)
 	}
 	if worst != 0 {
 		save(firstErr.Error())
@@ -129,6 +144,8 @@ func verdict(warningIsFailure bool, out duplicati.Outcome, err error) (int, stri
 	}
 	if err != nil {
 		switch {
+		case errors.Is(err, duplicati.ErrStillHeld):
+			return exitcode.StillHeld, fmt.Sprintf("stopped waiting%s, and Duplicati still holds the task: %v", task, err)
 		case errors.Is(err, duplicati.ErrInterrupted):
 			return exitcode.Interrupted, fmt.Sprintf("interrupted%s: %v", task, err)
 		case errors.Is(err, duplicati.ErrTimeout):
@@ -159,8 +176,36 @@ func verdict(warningIsFailure bool, out duplicati.Outcome, err error) (int, stri
 		return exitcode.Fatal, "Fatal" + task + detail
 	default:
 		if out.Succeeded() {
-			return 0, "finished" + task + "; outcome not reported by the exec route (duplicati-server-util gives no result), counted as success"
+			return 0, "finished, result unknown" + task + detail + "; counted as success"
 		}
 		return exitcode.Unknown, "outcome unknown" + task + detail
 	}
+}
+
+// abortWait is how long a stopped job may be followed until Duplicati shows it ended: the
+// unit's stop timeout (systemd sends SIGKILL after it) less a reserve for saving the plan
+// and logging, so that "Duplicati still holds the task" is said before the kill.
+func (app *App) abortWait(ctx context.Context, stack string, wait time.Duration, byHand bool) time.Duration {
+	const reserve, least = 15 * time.Second, 5 * time.Second
+	// By hand (Ctrl-C) and where the unit cannot be asked: a minute, or wait_timeout if
+	// shorter.
+	fallback := time.Minute
+	if wait > 0 {
+		fallback = min(fallback, wait)
+	}
+	if byHand {
+		return fallback
+	}
+	ps, err := app.Manager.Show(ctx, []string{systemd.BackupService(stack)}, "TimeoutStopUSec")
+	if err != nil || len(ps) == 0 {
+		return fallback
+	}
+	d, finite, err := systemd.ParseTimespan(ps[0]["TimeoutStopUSec"])
+	switch {
+	case err != nil:
+		return fallback
+	case !finite:
+		return 6 * time.Hour
+	}
+	return max(d-reserve, least)
 }

@@ -34,7 +34,7 @@ func (c *StatusCmd) Run(ctx context.Context, app *App) error {
 	if c.Stacks {
 		return stacksStatus(ctx, app, set, c.JSON)
 	}
-	b, err := backend(set.Config.Duplicati, time.Minute, slog.New(slog.DiscardHandler))
+	b, err := backend(set.Config.Duplicati, time.Minute, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,12 @@ type stackStatus struct {
 	Duration    float64    `json:"duration_seconds,omitempty"`
 	Downtime    float64    `json:"downtime_seconds,omitempty"`
 	Failures    []string   `json:"failures,omitempty"`
-	NextRun     string     `json:"next_run,omitempty"`
-	Schedule    string     `json:"schedule,omitempty"`
+	// Reason says in words why the last run failed (or that its result is unknown).
+	Reason string `json:"reason,omitempty"`
+	// Unknown are the jobs of the last run whose result Duplicati did not show.
+	Unknown  []string `json:"unknown_result_jobs,omitempty"`
+	NextRun  string   `json:"next_run,omitempty"`
+	Schedule string   `json:"schedule,omitempty"`
 }
 
 // live is what the manager says about one stack's units now.
@@ -89,10 +93,7 @@ func (a *App) collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
 			r.Now, r.LeftDown = leftDownWords(p), true
 		}
 		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
-			r.LastResult = h.Result
-			if !h.Succeeded() && h.Result == "success" {
-				r.LastResult = "failed"
-			}
+			r.LastResult, r.Reason, r.Unknown = h.Outcome(), h.Reason, h.Unknown
 			fin := h.Finished
 			r.LastRun = &fin
 			if !h.LastSuccess.IsZero() {
@@ -126,7 +127,10 @@ func stacksStatus(ctx context.Context, app *App, set *hcl.Set, asJSON bool) erro
 			down = fmt.Sprintf("%.1fs", r.Downtime)
 		}
 		res := orDash(r.LastResult)
-		if len(r.Failures) > 0 {
+		switch {
+		case r.Reason != "":
+			res += ": " + shortReason(r.Reason)
+		case len(r.Failures) > 0:
 			res += " (" + strings.Join(r.Failures, ", ") + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Now, res, when, dur, down, orDash(r.NextRun))

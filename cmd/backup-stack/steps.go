@@ -102,7 +102,7 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 		return err
 	}
 	d := cfg.Duplicati
-	b, err := backend(d, d.WaitTimeout, slog.New(slog.DiscardHandler))
+	b, err := backend(d, d.WaitTimeout, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -302,7 +302,10 @@ func (app *App) writeHistory(ctx context.Context, log *slog.Logger, dir string, 
 	h := &orchestrate.History{
 		Stack: p.Stack, InvocationID: p.InvocationID, Result: result, ExitStatus: status,
 		Gate: p.Gate, HeldAt: p.HeldAt, RestoredAt: p.RestoredAt, Finished: time.Now(),
-		Failures: p.Failures, Reason: p.Reason(),
+		Failures: p.Failures, Reason: p.Reason(), Unknown: p.Unknown,
+	}
+	if h.Succeeded() && len(p.Unknown) > 0 {
+		h.Reason = "finished, result unknown (Duplicati before 2.1.2.0 shows duplicati-server-util no result): job(s) " + strings.Join(p.Unknown, ", ")
 	}
 	if p.Restored && !p.HeldAt.IsZero() {
 		h.Downtime = p.RestoredAt.Sub(p.HeldAt).Seconds()

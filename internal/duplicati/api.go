@@ -3,6 +3,7 @@ package duplicati
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,18 +34,19 @@ type apiBackend struct {
 	shown string // base with any password in the URL redacted, for messages
 	hc    *http.Client
 
-	mu      sync.Mutex
-	token   string
-	tokenAt time.Time
+	mu       sync.Mutex
+	token    string
+	tokenExp time.Time // zero: unknown, used until a 401
+	logins   int       // password logins so far (each adds a TokenFamily row)
 }
 
 const (
-	requestTimeout  = 10 * time.Second // one HTTP attempt
-	requestAttempts = 3                // transport errors and 5xx
-	tokenMaxAge     = 10 * time.Minute // proactive re-login (tokens live 15 minutes)
-	notFoundRetries = 3                // transient 404s of task/{id} before it counts as gone
-	abortTimeout    = 3 * time.Second  // POST task/{id}/abort on cancellation
-	logRetries      = 3                // result row not (yet) there / DatabaseLocked
+	requestTimeout   = 10 * time.Second // one HTTP attempt
+	requestAttempts  = 3                // transport errors and 5xx
+	tokenRenewBefore = time.Minute      // log in again this long before the token expires
+	notFoundRetries  = 3                // transient 404s of task/{id} before it counts as gone
+	abortTimeout     = 3 * time.Second  // POST task/{id}/abort on cancellation
+	logRetries       = 3                // result row not (yet) there / DatabaseLocked
 )
 
 func newAPI(o Options, u *url.URL) *apiBackend {
@@ -91,7 +93,7 @@ func (a *apiBackend) hostnameErr(method, path, msg string) error {
 
 // send performs one request with bounded retries of transport errors and 5xx answers.
 // bearer "" sends no Authorization header. It returns the status and body of the answer.
-func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in any) (int, []byte, error) {
+func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in any, timeout time.Duration) (int, []byte, error) {
 	var payload []byte
 	if in != nil {
 		var err error
@@ -110,7 +112,7 @@ func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in a
 			case <-t.C:
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		req, err := http.NewRequestWithContext(rctx, method, a.base+path, bytes.NewReader(payload))
 		if err != nil {
 			cancel()
@@ -120,7 +122,10 @@ func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in a
 			req.Header.Set("Content-Type", "application/json")
 		}
 		req.Header.Set("Accept", "application/json")
-		if bearer != "" {
+		switch {
+		case a.o.Token != "":
+			req.Header.Set("Authorization", "PreAuth "+a.o.Token)
+		case bearer != "":
 			req.Header.Set("Authorization", "Bearer "+bearer)
 		}
 		resp, err := a.hc.Do(req)
@@ -154,7 +159,7 @@ func (a *apiBackend) send(ctx context.Context, method, path, bearer string, in a
 
 // login gets a fresh access token.
 func (a *apiBackend) login(ctx context.Context) (string, error) {
-	code, body, err := a.send(ctx, http.MethodPost, "auth/login", "", map[string]any{"Password": a.o.Password, "RememberMe": false})
+	code, body, err := a.send(ctx, http.MethodPost, "auth/login", "", map[string]any{"Password": a.o.Password, "RememberMe": false}, requestTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -171,35 +176,75 @@ func (a *apiBackend) login(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("login to %s: no AccessToken in the answer: %w", a.shown, ErrUnparseable)
 	}
 	a.mu.Lock()
-	a.token, a.tokenAt = out.AccessToken, time.Now()
+	a.token, a.tokenExp = out.AccessToken, jwtExpiry(out.AccessToken)
+	a.logins++
 	a.mu.Unlock()
 	return out.AccessToken, nil
 }
 
+// currentToken returns the access token, logging in only when there is none or it is about
+// to expire: every password login adds a row to the server's TokenFamily table, which nothing
+// removes. The expiry is read from the token (a JWT) where it can be; a token that is not
+// a readable JWT is used until the server rejects it (a 401 logs in again).
 func (a *apiBackend) currentToken(ctx context.Context) (string, error) {
+	if a.o.Token != "" {
+		return "", nil // PreAuth: send adds the header, no login
+	}
 	a.mu.Lock()
-	tok, at := a.token, a.tokenAt
+	tok, exp := a.token, a.tokenExp
 	a.mu.Unlock()
-	if tok != "" && time.Since(at) < tokenMaxAge {
+	if tok != "" && (exp.IsZero() || time.Until(exp) > tokenRenewBefore) {
 		return tok, nil
 	}
 	return a.login(ctx)
 }
 
+// jwtExpiry reads the "exp" claim of a JWT without checking its signature (the server does
+// that); the zero time when tok is not a JWT with an expiry.
+func jwtExpiry(tok string) time.Time {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return time.Time{}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(raw, &claims) != nil {
+		return time.Time{}
+	}
+	n, err := claims.Exp.Float64()
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(n), 0)
+}
+
 // do sends an authenticated request and decodes a 2xx answer into out (if not nil).
 // A 401 triggers one re-login; non-2xx answers other than 401/403/5xx are *httpError.
 func (a *apiBackend) do(ctx context.Context, method, path string, out any) error {
+	return a.doTimeout(ctx, method, path, out, requestTimeout)
+}
+
+// doTimeout is do with another bound for each attempt (the long poll waits on the server).
+func (a *apiBackend) doTimeout(ctx context.Context, method, path string, out any, timeout time.Duration) error {
 	relogged := false
 	for {
 		tok, err := a.currentToken(ctx)
 		if err != nil {
 			return err
 		}
-		code, body, err := a.send(ctx, method, path, tok, nil)
+		code, body, err := a.send(ctx, method, path, tok, nil, timeout)
 		if err != nil {
 			return err
 		}
 		switch {
+		case code == http.StatusUnauthorized && a.o.Token != "":
+			return fmt.Errorf("%s %s: 401 %s: the server refuses the token of token_file (is it in the server's --webservice-pre-auth-tokens? Duplicati 2.1.2.0 and later): %w: %w",
+				method, path, errorText(body), ErrAuth, ErrUnreachable)
 		case code == http.StatusUnauthorized:
 			a.mu.Lock()
 			if a.token == tok {
@@ -297,9 +342,83 @@ func (a *apiBackend) resolve(ctx context.Context, job string) (backupEntry, erro
 type taskState struct {
 	Status       string
 	ID           int64
+	TaskStarted  *string // 2.1.2.0 and later; local time with offset
 	ErrorMessage *string
 }
 
+func (ts taskState) started() (time.Time, bool) {
+	if ts.TaskStarted == nil || *ts.TaskStarted == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, *ts.TaskStarted)
+	return t, err == nil
+}
+
+// eventState is the part of GET serverstate the wait follows.
+type eventState struct {
+	ServerState
+	EventID int64
+}
+
+// events returns the server state; with last >= 0 it is the long poll, which answers as
+// soon as LastEventID differs from last (a task starts, ends, is queued ...) or after wait.
+func (a *apiBackend) events(ctx context.Context, last int64, wait time.Duration) (eventState, error) {
+	var dto struct {
+		ActiveTask        *apiTuple
+		ProgramState      string
+		SchedulerQueueIds []apiTuple
+		LastEventID       int64
+	}
+	path := "serverstate"
+	if last >= 0 {
+		path = fmt.Sprintf("serverstate?lasteventid=%d&longpoll=true&duration=%ds", last, int(wait/time.Second))
+	}
+	if err := a.doTimeout(ctx, http.MethodGet, path, &dto, wait+requestTimeout); err != nil {
+		return eventState{}, wrapOther(err)
+	}
+	st := eventState{EventID: dto.LastEventID}
+	switch dto.ProgramState {
+	case "Running":
+	case "Paused":
+		st.Paused = true
+	default:
+		return eventState{}, fmt.Errorf("serverstate: ProgramState %q: %w", dto.ProgramState, ErrUnparseable)
+	}
+	if dto.ActiveTask != nil {
+		t := dto.ActiveTask.task()
+		st.Active = &t
+	}
+	for _, q := range dto.SchedulerQueueIds {
+		st.Queued = append(st.Queued, q.task())
+	}
+	return st, nil
+}
+
+// holder returns the task the server state shows under id, if any.
+func (s ServerState) holder(id int64) (Task, bool) {
+	if s.Active != nil && s.Active.ID == id {
+		return *s.Active, true
+	}
+	for _, q := range s.Queued {
+		if q.ID == id {
+			return q, true
+		}
+	}
+	return Task{}, false
+}
+
+const (
+	longPollWait   = 10 * time.Second       // the server accepts 10s to 1h
+	abortResend    = 500 * time.Millisecond // re-send the abort of a task still running after this
+	abortPollEvery = 250 * time.Millisecond
+)
+
+// Run enqueues the job and follows its task. The end of the task is noticed through the
+// serverstate long poll (it answers when a task starts or ends), so the result is read
+// within milliseconds; GET task/{id} every PollInterval is the fallback where the long poll
+// fails. Task IDs restart at 2 when Duplicati restarts, so after a poll error, a 404, a
+// LastEventID that went backwards or a server state showing the ID under another backup, the
+// task's backup and start time are checked before its status is believed.
 func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	o := a.o
 	logf := o.Logf
@@ -316,7 +435,7 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	oc.BackupID = bid
 	label := fmt.Sprintf("job %q (backup %s)", job, bid)
 
-	pre, err := a.State(ctx)
+	pre, err := a.events(ctx, -1, 0)
 	if err != nil {
 		return oc, err
 	}
@@ -326,7 +445,8 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	}
 
 	t0 := time.Now().Add(-t0Slack)
-	oc.Started = time.Now()
+	enqueued := time.Now()
+	oc.Started = enqueued
 	var started struct {
 		Status string
 		ID     int64
@@ -334,8 +454,7 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 	err = a.do(ctx, http.MethodPost, "backup/"+url.PathEscape(bid)+"/run", &started)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		a.abortIfNew(bid, preHeld, label)
-		return oc, fmt.Errorf("%s: while asking Duplicati to run it: %w", label, ErrInterrupted)
+		return a.abortIfNew(oc, bid, preHeld, label)
 	case isStatus(err, http.StatusNotFound):
 		return oc, fmt.Errorf("job %q: POST backup/%s/run: %v: %w", job, bid, err, ErrNoSuchJob)
 	case err != nil:
@@ -353,117 +472,302 @@ func (a *apiBackend) Run(ctx context.Context, job string) (Outcome, error) {
 		logf("%s: task %d enqueued", label, id)
 	}
 
-	var (
-		lastStatus string
-		lastLog    time.Time // last progress / still-queued line
-		notFound   int
-		seen       bool
-		failSince  time.Time
-		retryDelay = min(o.PollInterval, 500*time.Millisecond)
-		poll       = time.NewTimer(0)
-		taskPath   = "task/" + strconv.FormatInt(id, 10)
-	)
-	defer poll.Stop()
-	interrupted := func() (Outcome, error) {
-		oc.Finished = time.Now()
-		a.abort(id, label)
-		return oc, fmt.Errorf("%s: waiting for task %d: %w", label, id, ErrInterrupted)
+	w := &apiWait{a: a, oc: oc, bid: bid, id: id, label: label, t0: t0, enqueued: enqueued, began: began,
+		lastEvent: pre.EventID, longPoll: true, deadline: began.Add(o.WaitTimeout)}
+	if preHeld && preTask.ID == id {
+		w.seen = true
 	}
+	return w.loop(ctx, deadline.C)
+}
 
+// apiWait is the state of one wait for a task.
+type apiWait struct {
+	a         *apiBackend
+	oc        Outcome
+	bid       string
+	id        int64
+	label     string
+	t0        time.Time // results written before this are not ours
+	enqueued  time.Time
+	began     time.Time
+	deadline  time.Time // began + WaitTimeout
+	lastEvent int64
+	longPoll  bool // false once the server refused the long poll
+
+	seen       bool      // the task was seen Waiting or Running
+	ranAt      time.Time // its TaskStarted (or when we saw it Running)
+	lastStatus string
+	lastLog    time.Time
+	notFound   int
+	failSince  time.Time
+	suspect    string // why the task ID may now belong to another task ("" = trusted)
+}
+
+func (w *apiWait) loop(ctx context.Context, deadline <-chan time.Time) (Outcome, error) {
+	a, logf := w.a, w.a.o.Logf
+	taskPath := "task/" + strconv.FormatInt(w.id, 10)
 	for {
 		select {
 		case <-ctx.Done():
-			return interrupted()
-		case <-deadline.C:
-			logf("%s: gave up after %s (wait timeout); task %d stays %s in Duplicati, it was not aborted",
-				label, fmtDur(o.WaitTimeout), id, strings.ToLower(orStr(lastStatus, "unknown")))
-			st := ""
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			if s, err := a.State(sctx); err == nil {
-				st = "; server: " + s.String()
-			}
-			cancel()
-			return oc, fmt.Errorf("%s: task %d not finished after %s (status %s%s): %w",
-				label, id, fmtDur(time.Since(began)), orStr(lastStatus, "unknown"), st, ErrTimeout)
-		case <-poll.C:
+			return w.stop(ErrInterrupted, "interrupted")
+		case <-deadline:
+			return w.stop(ErrTimeout, fmt.Sprintf("not finished after %s (wait timeout)", fmtDur(a.o.WaitTimeout)))
+		default:
 		}
-
 		var ts taskState
 		err := a.do(ctx, http.MethodGet, taskPath, &ts)
 		if ctx.Err() != nil {
-			return interrupted()
+			return w.stop(ErrInterrupted, "interrupted")
 		}
-		if isStatus(err, http.StatusNotFound) {
-			notFound++
-			if notFound <= notFoundRetries {
-				poll.Reset(retryDelay)
+		switch {
+		case isStatus(err, http.StatusNotFound):
+			w.notFound++
+			if w.notFound <= notFoundRetries {
+				w.sleep(ctx, min(a.o.PollInterval, 500*time.Millisecond))
 				continue
 			}
 			why := "after it was seen"
-			if !seen {
+			if !w.seen {
 				why = "right after it was enqueued"
 			}
-			logf("%s: task %d is gone (404 %d times %s): the server restarted or forgot it; reading the backup log", label, id, notFound, why)
-			return a.finishFromLog(ctx, oc, t0, label, fmt.Sprintf("task %d vanished (server restart?)", id))
-		}
-		if err != nil {
+			logf("%s: task %d is gone (404 %d times %s): the server restarted or forgot it; reading the backup log", w.label, w.id, w.notFound, why)
+			return a.finishFromLog(ctx, w.oc, w.t0, w.label, fmt.Sprintf("task %d vanished (Duplicati restarted?)", w.id))
+		case err != nil:
 			if errors.Is(err, ErrUnparseable) || errors.Is(err, ErrAuth) || !errors.Is(err, ErrUnreachable) {
-				return oc, fmt.Errorf("%s: %w", label, wrapOther(err))
+				return w.oc, fmt.Errorf("%s: %w", w.label, wrapOther(err))
 			}
-			if failSince.IsZero() {
-				failSince = time.Now()
+			if w.failSince.IsZero() {
+				w.failSince = time.Now()
 			}
-			if time.Since(failSince) >= unreachableGraceInWait {
-				return oc, fmt.Errorf("%s: waiting for task %d: %w", label, id, err)
+			if time.Since(w.failSince) >= unreachableGraceInWait {
+				return w.oc, fmt.Errorf("%s: waiting for task %d: %w", w.label, w.id, err)
 			}
-			logf("%s: polling task %d failed, retrying: %v", label, id, err)
-			poll.Reset(o.PollInterval)
+			w.suspect = "Duplicati could not be reached for a while (a restart?)"
+			logf("%s: polling task %d failed, retrying: %v", w.label, w.id, err)
+			w.sleep(ctx, a.o.PollInterval)
 			continue
 		}
-		notFound, failSince = 0, time.Time{}
+		w.notFound, w.failSince = 0, time.Time{}
+		if w.suspect != "" {
+			if foreign, why := w.foreign(ctx, ts); foreign {
+				logf("%s: task %d is no longer ours: %s; reading the backup log", w.label, w.id, why)
+				return a.finishFromLog(ctx, w.oc, w.t0, w.label, "Duplicati restarted during the job: "+why)
+			}
+			w.suspect = ""
+		} else if t, ok := ts.started(); ok && !w.ranAt.IsZero() && !t.Equal(w.ranAt) {
+			return a.finishFromLog(ctx, w.oc, w.t0, w.label, fmt.Sprintf("Duplicati restarted during the job: task %d now started at %s, ours at %s", w.id, t.Format(time.TimeOnly), w.ranAt.Format(time.TimeOnly)))
+		}
 
 		switch ts.Status {
 		case "Waiting":
-			seen = true
-			if lastStatus != ts.Status || time.Since(lastLog) >= progressEvery {
+			w.seen = true
+			if w.lastStatus != ts.Status || time.Since(w.lastLog) >= progressEvery {
 				what := "queued"
-				if lastStatus == ts.Status {
-					what = "still queued after " + fmtDur(time.Since(began))
+				if w.lastStatus == ts.Status {
+					what = "still queued after " + fmtDur(time.Since(w.began))
 				}
 				if st, err := a.State(ctx); err == nil {
-					logf("%s: task %d %s (%s)", label, id, what, st)
+					logf("%s: task %d %s (%s)", w.label, w.id, what, st)
 				} else {
-					logf("%s: task %d %s", label, id, what)
+					logf("%s: task %d %s", w.label, w.id, what)
 				}
-				lastLog = time.Now()
+				w.lastLog = time.Now()
 			}
 		case "Running":
-			seen = true
-			if lastStatus != ts.Status {
-				oc.Started = time.Now()
-				logf("%s: task %d running", label, id)
-				lastLog = time.Now()
-			} else if time.Since(lastLog) >= progressEvery {
-				lastLog = time.Now()
-				a.logProgress(ctx, id, label, began)
+			w.seen = true
+			if w.lastStatus != ts.Status {
+				w.oc.Started = time.Now()
+				w.ranAt = w.oc.Started
+				if t, ok := ts.started(); ok {
+					w.ranAt = t
+				}
+				logf("%s: task %d running", w.label, w.id)
+				w.lastLog = time.Now()
+			} else if time.Since(w.lastLog) >= progressEvery {
+				w.lastLog = time.Now()
+				a.logProgress(ctx, w.id, w.label, w.began)
 			}
 		case "Completed":
-			oc.Finished = time.Now()
-			return a.finishFromLog(ctx, oc, t0, label, "")
+			w.oc.Finished = time.Now()
+			return a.finishFromLog(ctx, w.oc, w.t0, w.label, "")
 		case "Failed":
-			oc.Finished = time.Now()
-			oc.Result = ResultFatal
-			oc.Message = "the task failed"
+			w.oc.Finished = time.Now()
+			w.oc.Result = ResultFatal
+			w.oc.Message = "the task failed"
 			if ts.ErrorMessage != nil && *ts.ErrorMessage != "" {
-				oc.Message = *ts.ErrorMessage
+				w.oc.Message = *ts.ErrorMessage
 			}
-			logf("%s: task %d failed after %s: %s", label, id, fmtDur(time.Since(began)), shorten(oc.Message, 300))
-			return oc, nil
+			logf("%s: task %d failed after %s: %s", w.label, w.id, fmtDur(time.Since(w.began)), shorten(w.oc.Message, 300))
+			return w.oc, nil
 		default:
-			return oc, fmt.Errorf("%s: GET %s: unknown Status %q: %w", label, taskPath, ts.Status, ErrUnparseable)
+			return w.oc, fmt.Errorf("%s: GET %s: unknown Status %q: %w", w.label, taskPath, ts.Status, ErrUnparseable)
 		}
-		lastStatus = ts.Status
-		poll.Reset(o.PollInterval)
+		w.lastStatus = ts.Status
+		w.next(ctx)
+	}
+}
+
+// next waits for the next server event (long poll), or PollInterval where the long poll
+// does not work. It marks the task suspect when the server state says it was restarted.
+func (w *apiWait) next(ctx context.Context) {
+	if !w.longPoll {
+		w.sleep(ctx, w.a.o.PollInterval)
+		return
+	}
+	// The server holds a long poll for at least 10s; cut it short on our side for the next
+	// progress line and the wait timeout.
+	cut := min(longPollWait, progressEvery)
+	if left := time.Until(w.deadline); left < cut {
+		cut = max(left, 10*time.Millisecond)
+	}
+	lctx, cancel := context.WithTimeout(ctx, cut)
+	defer cancel()
+	st, err := w.a.events(lctx, w.lastEvent, longPollWait)
+	switch {
+	case ctx.Err() != nil, lctx.Err() != nil:
+		return
+	case isStatus(err, http.StatusBadRequest) || errors.Is(err, ErrUnparseable):
+		w.longPoll = false
+		w.a.o.Logf("%s: the server refused the serverstate long poll (%v); polling task %d every %s", w.label, err, w.id, fmtDur(w.a.o.PollInterval))
+		w.sleep(ctx, w.a.o.PollInterval)
+		return
+	case err != nil:
+		w.suspect = "Duplicati could not be reached for a while (a restart?)"
+		w.sleep(ctx, w.a.o.PollInterval)
+		return
+	}
+	if st.EventID < w.lastEvent {
+		w.suspect = fmt.Sprintf("the server's event counter went back from %d to %d", w.lastEvent, st.EventID)
+	}
+	if t, ok := st.holder(w.id); ok && t.BackupID != w.bid {
+		w.suspect = fmt.Sprintf("task %d now belongs to backup %q", w.id, t.BackupID)
+	}
+	w.lastEvent = st.EventID
+}
+
+// foreign decides, after a reason for suspicion, whether task/{id} still describes our task.
+func (w *apiWait) foreign(ctx context.Context, ts taskState) (bool, string) {
+	st, err := w.a.events(ctx, -1, 0)
+	if err == nil {
+		if t, ok := st.holder(w.id); ok {
+			if t.BackupID != w.bid {
+				return true, fmt.Sprintf("%s; task %d now belongs to backup %q", w.suspect, w.id, t.BackupID)
+			}
+			if ts.Status == "Waiting" && w.ranAt.IsZero() {
+				return false, ""
+			}
+		}
+	}
+	if t, ok := ts.started(); ok {
+		switch {
+		case !w.ranAt.IsZero() && !t.Equal(w.ranAt):
+			return true, fmt.Sprintf("%s; task %d started at %s, ours at %s", w.suspect, w.id, t.Format(time.TimeOnly), w.ranAt.Format(time.TimeOnly))
+		case w.ranAt.IsZero() && t.Before(w.enqueued.Add(-t0Slack)):
+			return true, fmt.Sprintf("%s; task %d started at %s, before ours was enqueued", w.suspect, w.id, t.Format(time.TimeOnly))
+		}
+	}
+	if ts.Status == "Failed" || (ts.Status == "Running" && w.ranAt.IsZero() && !w.seen) {
+		// Without a start time to compare, a failure counts as ours only if our backup's
+		// metadata shows an error since we asked for the run.
+		if r, _, ok := w.a.fromMetadata(ctx, w.bid, w.t0); ts.Status == "Failed" && (!ok || r != ResultError) {
+			return true, fmt.Sprintf("%s; task %d failed, but backup %s shows no error since the run was requested", w.suspect, w.id, w.bid)
+		}
+	}
+	return false, ""
+}
+
+func (w *apiWait) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// stop aborts the task and follows it until Duplicati shows it ended, for at most
+// AbortWait. Duplicati ignores an abort of a queued task (and of a task in its first
+// moments), so the abort is sent again while the task is still queued or running. Only an
+// ended task is called aborted; one still held is ErrStillHeld.
+func (w *apiWait) stop(cause error, what string) (Outcome, error) {
+	a, logf := w.a, w.a.o.Logf
+	w.oc.Finished = time.Now()
+	abortStart := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), a.o.AbortWait)
+	defer cancel()
+	taskPath := "task/" + strconv.FormatInt(w.id, 10)
+	abort := func() error {
+		return a.do(ctx, http.MethodPost, taskPath+"/abort", nil)
+	}
+	var (
+		sentAt     time.Time
+		sentStatus string
+		status     = w.lastStatus
+		lastErr    error
+		said       bool
+	)
+	if err := abort(); err != nil {
+		lastErr = err
+	} else {
+		sentAt, sentStatus = time.Now(), status
+	}
+	logf("%s: %s; asked Duplicati to abort task %d, waiting up to %s until it has ended", w.label, what, w.id, fmtDur(a.o.AbortWait))
+	for {
+		var ts taskState
+		err := a.do(ctx, http.MethodGet, taskPath, &ts)
+		switch {
+		case err == nil:
+			lastErr = nil
+			status = ts.Status
+			switch ts.Status {
+			case "Completed", "Failed":
+				msg := ts.Status
+				if ts.ErrorMessage != nil && *ts.ErrorMessage != "" {
+					msg += ": " + *ts.ErrorMessage
+				}
+				w.oc.Finished = time.Now()
+				w.oc.Message = "task ended after the abort (" + msg + ")"
+				logf("%s: task %d has ended (%s) %s after the abort", w.label, w.id, msg, fmtDur(time.Since(abortStart)))
+				return w.oc, fmt.Errorf("%s: %s; task %d ended after the abort (%s): %w", w.label, what, w.id, msg, cause)
+			case "Waiting":
+				if !said {
+					said = true
+					logf("%s: task %d is still queued: Duplicati ignores an abort of a queued task; the abort is sent again as soon as it starts", w.label, w.id)
+				}
+			case "Running":
+				if sentStatus != "Running" || time.Since(sentAt) >= abortResend {
+					if err := abort(); err == nil {
+						if sentStatus == "Waiting" || sentStatus == "" {
+							logf("%s: task %d started; sent the abort again", w.label, w.id)
+						}
+						sentAt, sentStatus = time.Now(), "Running"
+					}
+				}
+			}
+		case isStatus(err, http.StatusNotFound):
+			if w.seen || status != "" {
+				w.oc.Message = "task gone after the abort"
+				logf("%s: task %d is gone after the abort (Duplicati no longer knows it)", w.label, w.id)
+				return w.oc, fmt.Errorf("%s: %s; task %d is gone after the abort: %w", w.label, what, w.id, cause)
+			}
+			lastErr = err
+		default:
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			phase := map[string]string{"Waiting": "queued", "Running": "running"}[status]
+			if phase == "" {
+				phase = "state unknown"
+			}
+			msg := stillHeld(w.label, w.id, phase, a.o.AbortWait, true)
+			if lastErr != nil {
+				msg += fmt.Sprintf(" (last answer: %v)", lastErr)
+			}
+			logf("%s", msg)
+			return w.oc, fmt.Errorf("%s: %w: %w", msg, cause, ErrStillHeld)
+		case <-time.After(abortPollEvery):
+		}
 	}
 }
 
@@ -487,38 +791,30 @@ func (a *apiBackend) logProgress(ctx context.Context, id int64, label string, be
 	a.o.Logf("%s: task %d still running after %s: %s, %.0f%%", label, id, fmtDur(time.Since(began)), p.Phase, p.OverallProgress*100)
 }
 
-// abort asks Duplicati to abort task id; bounded by abortTimeout, independent of the
-// (cancelled) caller context.
-func (a *apiBackend) abort(id int64, label string) {
-	ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
-	defer cancel()
-	if err := a.do(ctx, http.MethodPost, "task/"+strconv.FormatInt(id, 10)+"/abort", nil); err != nil {
-		a.o.Logf("%s: interrupted; aborting task %d failed: %v; it may keep running in Duplicati", label, id, err)
-		return
-	}
-	a.o.Logf("%s: interrupted; asked Duplicati to abort task %d", label, id)
-}
-
 // abortIfNew handles a cancellation during POST run, when the task ID is not known: if the
-// backup now has a task and had none before, that task is ours and is aborted.
-func (a *apiBackend) abortIfNew(bid string, preHeld bool, label string) {
+// backup now has a task and had none before, that task is ours, and it is aborted and
+// followed like any other.
+func (a *apiBackend) abortIfNew(oc Outcome, bid string, preHeld bool, label string) (Outcome, error) {
 	if preHeld {
 		a.o.Logf("%s: interrupted while asking Duplicati to run it; the task that was already there keeps running", label)
-		return
+		return oc, fmt.Errorf("%s: while asking Duplicati to run it: %w", label, ErrInterrupted)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), abortTimeout)
 	defer cancel()
 	st, err := a.State(ctx)
 	if err != nil {
-		a.o.Logf("%s: interrupted while asking Duplicati to run it; cannot tell whether a task was queued: %v", label, err)
-		return
+		msg := fmt.Sprintf("%s: interrupted while asking Duplicati to run it; cannot tell whether a task was queued (%v): Duplicati may back up the live stack; look at its web UI", label, err)
+		a.o.Logf("%s", msg)
+		return oc, fmt.Errorf("%s: %w: %w", msg, ErrInterrupted, ErrStillHeld)
 	}
 	t, _, ok := st.Holds(bid)
 	if !ok {
 		a.o.Logf("%s: interrupted before a task was queued", label)
-		return
+		return oc, fmt.Errorf("%s: while asking Duplicati to run it: %w", label, ErrInterrupted)
 	}
-	a.abort(t.ID, label)
+	oc.TaskID = t.ID
+	w := &apiWait{a: a, oc: oc, bid: bid, id: t.ID, label: label, seen: true}
+	return w.stop(ErrInterrupted, "interrupted while asking Duplicati to run it")
 }
 
 type logRow struct {

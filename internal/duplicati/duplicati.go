@@ -63,6 +63,10 @@ var (
 	ErrNoSuchJob = errors.New("no such duplicati backup")
 	// ErrInterrupted: the context was cancelled while waiting (SIGTERM/SIGINT).
 	ErrInterrupted = errors.New("interrupted")
+	// ErrStillHeld: we stopped waiting (interrupted or wait timeout) and Duplicati still holds
+	// the task, queued or running, after AbortWait: once the stack is restored it may back up
+	// the live stack. It is wrapped together with ErrInterrupted or ErrTimeout.
+	ErrStillHeld = errors.New("duplicati still holds the task")
 	// ErrAuth is wrapped together with ErrUnreachable when the login is rejected, so callers
 	// that only know ErrUnreachable still map it; the message names the cause.
 	ErrAuth = errors.New("duplicati login rejected")
@@ -216,9 +220,16 @@ type Options struct {
 	// PollInterval between status polls: default 2s on the exec route (every poll is a
 	// process start), 500ms on the API route (completion is noticed within 1s).
 	PollInterval time.Duration
-	// WaitTimeout bounds the whole Run (default 6h); exceeding it is ErrTimeout. The task is
-	// left queued/running in Duplicati (it is not aborted) and the log says so.
+	// WaitTimeout bounds the whole Run (default 6h); exceeding it is ErrTimeout. The API route
+	// then aborts the task and follows it like an interruption (AbortWait).
 	WaitTimeout time.Duration
+	// AbortWait bounds how long, after an interruption or a wait timeout, Run follows the
+	// task until Duplicati shows it ended (default 60s; the caller sets it from the unit's
+	// stop timeout). Duplicati ignores an abort of a queued task and of a task in its first
+	// moments, and an abort of a running task lands only when the operation notices it, so
+	// the API route re-sends it while the task is queued or running. A task still held when
+	// AbortWait ends is ErrStillHeld.
+	AbortWait time.Duration
 	// Logf gets one line per state change and progress lines at most every 30s. Never
 	// secrets. nil discards.
 	Logf func(format string, args ...any)
@@ -229,9 +240,20 @@ const (
 	defaultExecPoll        = 2 * time.Second
 	defaultAPIPoll         = 500 * time.Millisecond
 	defaultWaitTimeout     = 6 * time.Hour
+	defaultAbortWait       = time.Minute
 	maxConfirmDelay        = 250 * time.Millisecond // second "gone" poll of the exec route
 	t0Slack                = 2 * time.Second
 	unreachableGraceInWait = 30 * time.Second // tolerated outage while waiting (server restart)
+)
+
+// The exec route's slow-down (vars so tests can shorten them): PollInterval for the first
+// execSlowPollAfter of a wait, then every execSlowPoll. Every util call is a login that adds
+// a row to the server database's TokenFamily table, which nothing removes: 30 calls in the
+// first minute plus one every 9.7s keep an hour of waiting under 400 rows, and the end of a
+// long job is still noticed within 10s.
+var (
+	execSlowPollAfter = time.Minute
+	execSlowPoll      = 9700 * time.Millisecond
 )
 
 // progressEvery is the minimum gap between progress lines (a var so tests can shorten it).
@@ -245,6 +267,9 @@ func New(o Options) (Backend, error) {
 	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = defaultWaitTimeout
+	}
+	if o.AbortWait <= 0 {
+		o.AbortWait = defaultAbortWait
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -1,9 +1,11 @@
 package duplicati
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Parsers for duplicati-server-util plain-text output (the formats of duplicati-server-util, Duplicati.CommandLine.ServerUtil in Duplicati's source). The text
@@ -112,16 +114,26 @@ func parseTaskRef(s string) (Task, error) {
 	if !ok {
 		return Task{}, fmt.Errorf("want [Task N]: BackupId = B")
 	}
-	id, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	// Digits only, for the task and the backup ID: trailing text such as " (Backup)" or
+	// an ANSI reset must make the line unparseable, never a different ID (a running task
+	// whose ID reads differently looks finished).
+	if !isDigits(num) {
+		return Task{}, fmt.Errorf("task id %q: not a number", num)
+	}
+	id, err := strconv.ParseInt(num, 10, 64)
 	if err != nil {
 		return Task{}, fmt.Errorf("task id %q: not a number", num)
 	}
-	rest = strings.TrimSpace(rest)
-	bid, ok := strings.CutPrefix(rest, "BackupId =")
+	bid, ok := strings.CutPrefix(rest, " BackupId =")
 	if !ok {
 		return Task{}, fmt.Errorf("want BackupId = B after the task id")
 	}
-	return Task{ID: id, BackupID: strings.TrimSpace(bid)}, nil
+	if bid != "" {
+		if bid, ok = strings.CutPrefix(bid, " "); !ok || !isDigits(bid) {
+			return Task{}, fmt.Errorf("backup id %q: not a number", bid)
+		}
+	}
+	return Task{ID: id, BackupID: bid}, nil
 }
 
 // backupEntry is one line of `list-backups`.
@@ -207,4 +219,101 @@ func lastLine(out string) string {
 		return shorten(fallback, 300)
 	}
 	return "(no output)"
+}
+
+// backupMeta is one backup of `list-backups --json` (2.1.2.0 / 2.2.0.0 and later) with the
+// metadata Duplicati keeps per backup (the same dictionary as GET backup/{id}).
+type backupMeta struct {
+	backupEntry
+	Meta map[string]string
+}
+
+// parseListBackupsJSON reads the `--json` envelope of `list-backups`:
+// {"Command":"list-backups","Success":true,...,"Backups":[{"Id","Name","Metadata","Schedule"}]}.
+// "Backups": "" is the envelope's spelling of "no backups".
+func parseListBackupsJSON(out string) ([]backupMeta, error) {
+	start := strings.IndexByte(out, '{')
+	if start < 0 {
+		return nil, fmt.Errorf("list-backups --json: no JSON object in the output: %w", ErrUnparseable)
+	}
+	var env struct {
+		Success *bool
+		Backups json.RawMessage
+	}
+	dec := json.NewDecoder(strings.NewReader(out[start:]))
+	if err := dec.Decode(&env); err != nil {
+		return nil, fmt.Errorf("list-backups --json: %v: %w", err, ErrUnparseable)
+	}
+	if env.Success == nil || !*env.Success {
+		return nil, fmt.Errorf("list-backups --json: the answer does not say Success: %w", ErrUnparseable)
+	}
+	var s string
+	if len(env.Backups) == 0 || json.Unmarshal(env.Backups, &s) == nil {
+		if s != "" {
+			return nil, fmt.Errorf("list-backups --json: Backups is the string %q: %w", shorten(s, 60), ErrUnparseable)
+		}
+		return nil, nil
+	}
+	var raw []struct {
+		ID       string `json:"Id"`
+		Name     string
+		Metadata map[string]string
+	}
+	if err := json.Unmarshal(env.Backups, &raw); err != nil {
+		return nil, fmt.Errorf("list-backups --json: Backups: %v: %w", err, ErrUnparseable)
+	}
+	list := make([]backupMeta, 0, len(raw))
+	for _, r := range raw {
+		if !isDigits(r.ID) {
+			return nil, fmt.Errorf("list-backups --json: backup ID %q is not a number: %w", shorten(r.ID, 40), ErrUnparseable)
+		}
+		list = append(list, backupMeta{backupEntry{ID: r.ID, Name: r.Name}, r.Metadata})
+	}
+	return list, nil
+}
+
+// isDigits reports a non-empty string of ASCII digits: Duplicati's task and backup IDs.
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// metaTime parses a metadata date (UTC, .NET "yyyyMMdd'T'HHmmssK").
+func metaTime(s string) (time.Time, bool) {
+	t, err := time.Parse("20060102T150405Z07:00", s)
+	return t, err == nil
+}
+
+// dataFolderRefusal recognises the util's refusal of its data folder (2.3.0.107 canary /
+// 2.3.1.0 beta and later) and returns the owner's uid as printed ("" if not printed).
+func dataFolderRefusal(out string) (owner string, ok bool) {
+	i := strings.Index(out, "does not have secure permissions")
+	if i < 0 {
+		return "", false
+	}
+	rest := out[i:]
+	if j := strings.Index(rest, "owner is uid "); j >= 0 {
+		f := strings.FieldsFunc(rest[j+len("owner is uid "):], func(r rune) bool { return r < '0' || r > '9' })
+		if len(f) > 0 && strings.HasPrefix(rest[j+len("owner is uid "):], f[0]) {
+			owner = f[0]
+		}
+	}
+	return owner, true
+}
+
+// lineWith is the first line of out containing sub, shortened, for error messages.
+func lineWith(out, sub string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, sub) {
+			return shorten(l, 300)
+		}
+	}
+	return lastLine(out)
 }

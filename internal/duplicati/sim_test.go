@@ -71,20 +71,29 @@ func (l *logBuf) Has(s string) bool { return strings.Contains(l.String(), s) }
 
 // env is one simulator behind an httptest server.
 type env struct {
-	sim  *duplicatisim.Sim
-	srv  *httptest.Server
-	url  string // what the client is told (may be a dead address)
-	logs *logBuf
-	mark atomic.Int64 // UnixNano of a moment a `during` hook records (cancel, quirk switch)
+	sim    *duplicatisim.Sim
+	srv    *httptest.Server
+	url    string // what the client is told (may be a dead address)
+	config string // XDG_CONFIG_HOME of the util
+	logs   *logBuf
+	mark   atomic.Int64 // UnixNano of a moment a `during` hook records (cancel, quirk switch)
 }
 
 type envOpts struct {
-	dead      bool   // client URL points at a closed port
-	forceHost string // rewrite the Host header the sim sees (hostname check)
+	noPassword bool   // the server has no password set (a random one: no login works)
+	dead       bool   // client URL points at a closed port
+	forceHost  string // rewrite the Host header the sim sees (hostname check)
 }
+
+// testPassword is the server password of every env that does not set its own (a real
+// server always has one, and refuses an empty one).
+const testPassword = "pw-of-the-test"
 
 func newEnv(t testing.TB, backups []duplicatisim.Backup, q duplicatisim.Quirks, eo envOpts) *env {
 	t.Helper()
+	if q.Password == "" && !eo.noPassword {
+		q.Password = testPassword
+	}
 	sim := duplicatisim.New(backups, q)
 	h := sim.Handler()
 	if eo.forceHost != "" {
@@ -96,7 +105,7 @@ func newEnv(t testing.TB, backups []duplicatisim.Backup, q duplicatisim.Quirks, 
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	e := &env{sim: sim, srv: srv, url: srv.URL, logs: &logBuf{}}
+	e := &env{sim: sim, srv: srv, url: srv.URL, logs: &logBuf{}, config: t.TempDir()}
 	if eo.dead {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -114,11 +123,13 @@ func (e *env) backend(t testing.TB, route string, mod func(*Options)) Backend {
 	switch route {
 	case "api":
 		o.URL = e.url // PollInterval: default 500ms
+		o.Password = testPassword
 	case "exec":
 		if utilError != nil {
 			t.Fatal(utilError)
 		}
-		o.Command = []string{"env", "DUPLICATI_SIM_HOSTURL=" + e.url, utilPath}
+		// The util keeps a settings file under XDG_CONFIG_HOME (a refresh token): one per env.
+		o.Command = []string{"env", "DUPLICATI_SIM_HOSTURL=" + e.url, "XDG_CONFIG_HOME=" + e.config, utilPath}
 		o.PollInterval = 100 * time.Millisecond
 		o.RunTimeout = 3 * time.Second
 	}
@@ -176,9 +187,13 @@ type scenario struct {
 	opts    func(*Options)
 	before  func(t *testing.T, e *env)
 	// during runs concurrently with Run; cancel cancels Run's context.
-	during  func(t *testing.T, e *env, cancel context.CancelFunc)
-	job     string
-	api     Result // expected Result on the API route when err is nil (exec: always Unknown)
+	during func(t *testing.T, e *env, cancel context.CancelFunc)
+	job    string
+	api    Result // expected Result on the API route when err is nil
+	// exec is the expected Result on the exec route from 2.1.2.0 on, which reads the
+	// backup's metadata ("" = derived from api: Warning and Error show as Success there,
+	// since only a run that threw leaves a trace). Before 2.1.2.0 it is always Unknown.
+	exec    Result
 	wantErr []error
 	maxDur  time.Duration
 	check   func(t *testing.T, e *env, route string, oc Outcome, err error, took time.Duration)
@@ -245,7 +260,7 @@ func TestRun(t *testing.T) {
 					t.Error("Existing set for a fresh task")
 				}
 			}},
-		{name: "existing task of the same backup", backups: docs(300*time.Millisecond, "Success"), api: ResultUnknown,
+		{name: "existing task of the same backup", backups: docs(300*time.Millisecond, "Success"), api: ResultUnknown, exec: ResultUnknown,
 			before: func(t *testing.T, e *env) { e.sim.HoldQueue("1", 1200*time.Millisecond) },
 			check: func(t *testing.T, e *env, route string, oc Outcome, err error, took time.Duration) {
 				if !oc.Existing || !e.logs.Has("already") {
@@ -262,8 +277,8 @@ func TestRun(t *testing.T) {
 				}
 			}},
 		{name: "paused server", backups: docs(300*time.Millisecond, "Success"), quirks: duplicatisim.Quirks{Paused: true},
-			opts:    func(o *Options) { o.WaitTimeout = 1200 * time.Millisecond },
-			wantErr: []error{ErrTimeout}, maxDur: 1200*time.Millisecond + 1500*time.Millisecond,
+			opts:    func(o *Options) { o.WaitTimeout = 1200 * time.Millisecond; o.AbortWait = time.Second },
+			wantErr: []error{ErrTimeout, ErrStillHeld}, maxDur: 1200*time.Millisecond + 1000*time.Millisecond + 1500*time.Millisecond,
 			check: func(t *testing.T, e *env, route string, oc Outcome, err error, took time.Duration) {
 				b := e.backend(t, route, nil)
 				st, err := b.State(context.Background())
@@ -320,8 +335,8 @@ func TestRun(t *testing.T) {
 		{name: "unreachable", env: envOpts{dead: true}, backups: docs(300*time.Millisecond, "Success"),
 			wantErr: []error{ErrUnreachable}, maxDur: 5 * time.Second},
 		{name: "no such job", job: "Nope", backups: docs(300*time.Millisecond, "Success"), wantErr: []error{ErrNoSuchJob}, maxDur: 3 * time.Second},
-		{name: "cancelled while running", backups: docs(10*time.Second, "Success"), wantErr: []error{ErrInterrupted},
-			maxDur: 3*time.Second + 5*time.Second,
+		{name: "cancelled while running", backups: docs(6*time.Second, "Success"), wantErr: []error{ErrInterrupted},
+			maxDur: 3*time.Second + 7*time.Second,
 			during: func(t *testing.T, e *env, cancel context.CancelFunc) {
 				waitEvent(t, e.sim, 3*time.Second, started("1"))
 				time.Sleep(700 * time.Millisecond) // well into the wait loop
@@ -329,8 +344,8 @@ func TestRun(t *testing.T) {
 				cancel()
 			},
 			check: func(t *testing.T, e *env, route string, oc Outcome, err error, took time.Duration) {
-				if d := time.Since(time.Unix(0, e.mark.Load())); d > 5*time.Second {
-					t.Errorf("returned %s after the cancellation", d)
+				if errors.Is(err, ErrStillHeld) {
+					t.Errorf("the task was still held when Run returned: %v", err)
 				}
 				if !e.logs.Has("running") {
 					t.Error("cancelled before the wait loop saw the task running")
@@ -351,8 +366,12 @@ func TestRun(t *testing.T) {
 					if ev.Result == "Aborted" {
 						t.Errorf("exec route cannot abort, yet: %+v", ev)
 					}
-					if !e.logs.Has("the task keeps running in Duplicati; it cannot be aborted through duplicati-server-util") {
-						t.Error("missing the plain 'keeps running' line")
+					// It cannot abort, so it waits until Duplicati is done with the task.
+					if ev.Finished.IsZero() || ev.Finished.After(time.Now()) {
+						t.Errorf("Run returned before the task ended: %+v", ev)
+					}
+					if !e.logs.Has("duplicati-server-util cannot abort it") {
+						t.Error("missing the plain 'cannot abort it' line")
 					}
 				}
 			}},
@@ -391,22 +410,41 @@ func TestRun(t *testing.T) {
 				}
 			}},
 	}
-	for _, sc := range scenarios {
-		routes := sc.routes
-		if routes == nil {
-			routes = both
-		}
-		for _, route := range routes {
-			t.Run(route+"/"+sc.name, func(t *testing.T) {
-				t.Parallel()
-				runScenario(t, sc, route)
-			})
+	for _, ver := range duplicatisim.Versions {
+		for _, sc := range scenarios {
+			routes := sc.routes
+			if routes == nil {
+				routes = both
+			}
+			for _, route := range routes {
+				t.Run(ver+"/"+route+"/"+sc.name, func(t *testing.T) {
+					t.Parallel()
+					// 4 profiles x 2 routes x the table: bound what runs at once, or the
+					// util's process starts on 2 cores stretch every timing.
+					scenarioSlots <- struct{}{}
+					defer func() { <-scenarioSlots }()
+					runScenario(t, sc, route, ver)
+				})
+			}
 		}
 	}
 }
 
-func runScenario(t *testing.T, sc scenario, route string) {
-	e := newEnv(t, sc.backups, sc.quirks, sc.env)
+var scenarioSlots = make(chan struct{}, 12)
+
+// execResult is what the exec route can tell of a job whose API-route result is r.
+func execResult(r Result) Result {
+	switch r {
+	case "", ResultWarning, ResultError: // "": an exec-only scenario of a successful job
+		return ResultSuccess
+	}
+	return r
+}
+
+func runScenario(t *testing.T, sc scenario, route, ver string) {
+	q := sc.quirks
+	q.Version = ver
+	e := newEnv(t, sc.backups, q, sc.env)
 	defer func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("log:\n%s\nevents: %+v", e.logs, e.sim.Events())
@@ -461,9 +499,17 @@ func runScenario(t *testing.T, sc scenario, route string) {
 		}
 		want := sc.api
 		if route == "exec" {
-			want = ResultUnknown
-			if oc.Message != execUnknownMsg {
-				t.Errorf("exec Message = %q", oc.Message)
+			want = sc.exec
+			if want == "" {
+				want = execResult(sc.api)
+			}
+			if ver == "2.1.0.5" {
+				want = ResultUnknown
+				if oc.Message != execUnknownMsg || !oc.UnknownIsSuccess {
+					t.Errorf("exec on %s: Message = %q, UnknownIsSuccess %v", ver, oc.Message, oc.UnknownIsSuccess)
+				}
+			} else if oc.UnknownIsSuccess {
+				t.Errorf("exec on %s: UnknownIsSuccess set, but the metadata tells", ver)
 			}
 		}
 		if oc.Result != want {
@@ -513,7 +559,7 @@ func TestStateRoutes(t *testing.T) {
 		}
 		got = append(got, st.String())
 	}
-	want := "running task 1 of backup 2; queued: task 2 (backup 1)"
+	want := "running task 2 of backup 2; queued: task 3 (backup 1)" // a fresh server's first task is 2
 	for i, s := range got {
 		if s != want {
 			t.Errorf("%s: State = %q, want %q", both[i], s, want)

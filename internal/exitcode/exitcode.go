@@ -25,6 +25,7 @@ const (
 	Unreachable  = 9
 	Interrupted  = 10
 	Precondition = 11
+	StillHeld    = 12
 )
 
 // Entry is one row of the table.
@@ -47,6 +48,7 @@ var Table = []Entry{
 	{Unreachable, "Duplicati unreachable, or its answer could not be understood"},
 	{Interrupted, "interrupted (SIGTERM/SIGINT): the task was aborted or is said to keep running"},
 	{Precondition, "a precondition failed at the gate (require_paths missing)"},
+	{StillHeld, "stopped waiting (stop or wait_timeout) while Duplicati still holds the task: it may back up the live stack; cancel it in Duplicati"},
 }
 
 // Help is the table as plain text for --help.

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestTableIsComplete: every code from OK to Precondition has one row, in order.
+// TestTableIsComplete: every code from OK to StillHeld has one row, in order.
 func TestTableIsComplete(t *testing.T) {
 	for i, e := range Table {
 		if e.Code != i {
@@ -17,8 +17,8 @@ func TestTableIsComplete(t *testing.T) {
 			t.Errorf("code %d has no meaning", e.Code)
 		}
 	}
-	if Table[len(Table)-1].Code != Precondition {
-		t.Errorf("last row is %d, want Precondition (%d)", Table[len(Table)-1].Code, Precondition)
+	if Table[len(Table)-1].Code != StillHeld {
+		t.Errorf("last row is %d, want StillHeld (%d)", Table[len(Table)-1].Code, StillHeld)
 	}
 }
 

@@ -26,6 +26,8 @@ type History struct {
 	Failures []string `json:"failures,omitempty"`
 	// Reason says in words why the run failed ("" when it did not).
 	Reason string `json:"reason,omitempty"`
+	// Unknown are the jobs whose result Duplicati did not show (see Plan.Unknown).
+	Unknown []string `json:"unknown,omitempty"`
 	// LastSuccess is the end of the last successful run, carried over from
 	// run to run, so a dead man's switch can be built on it.
 	LastSuccess time.Time `json:"last_success,omitempty"`
@@ -33,6 +35,18 @@ type History struct {
 
 // Succeeded reports whether the run succeeded.
 func (h *History) Succeeded() bool { return h.Result == "success" && len(h.Failures) == 0 }
+
+// Outcome is the result in words for people and metrics: systemd's result, except that a
+// success with a job of unknown result is "success, result unknown".
+func (h *History) Outcome() string {
+	if h.Succeeded() && len(h.Unknown) > 0 {
+		return "success, result unknown"
+	}
+	if len(h.Failures) > 0 && h.Result == "success" {
+		return "failed"
+	}
+	return h.Result
+}
 
 // Duration is the time from the gate to the end of the run.
 func (h *History) Duration() time.Duration {

@@ -51,6 +51,9 @@ type Plan struct {
 	RestoredAt time.Time `json:"restored_at,omitempty"`
 	// Failures are the steps that failed, each in words.
 	Failures []string `json:"failures,omitempty"`
+	// Unknown are the jobs that finished without a way to tell how (the exec route of a
+	// Duplicati before 2.1.2.0): the run counts as a success, shown as "result unknown".
+	Unknown []string `json:"unknown,omitempty"`
 	// Notified: the failure notification of this run was sent.
 	Notified bool `json:"notified,omitempty"`
 	// Finished is set by the last step (finish, or recover).

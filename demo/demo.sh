@@ -124,7 +124,10 @@ log "installed with ./install.sh --prefix $BIN (generator linked into the sandbo
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$BIN/" ./cmd/duplicati-sim ./demo/timeline) || fail "go build"
 
 # ---- the Duplicati simulator ---------------------------------------------------
-SIM_ARGS=(serve --listen 127.0.0.1:0)
+# The server's password, in a private file the helper reads (Duplicati refuses an empty one).
+DEMO_PW="demo-$RANDOM$RANDOM"
+(umask 077 && printf '%s\n' "$DEMO_PW" >"$CONFIG/backup-stack/duplicati-password")
+SIM_ARGS=(serve --listen 127.0.0.1:0 --password "$DEMO_PW")
 for s in "${STACKS[@]}"; do SIM_ARGS+=(--backup "${JOB_ID[$s]}=$s:${JOB_TIME[$s]}:Success"); done
 "$BIN/duplicati-sim" "${SIM_ARGS[@]}" >"$T/sim.out" 2>"$T/sim.log" &
 SIM_PID=$!
@@ -141,6 +144,7 @@ log "duplicati-sim serve on $SIM: $(for s in "${STACKS[@]}"; do printf '%s=%s (%
 cat >"$CONFIG/backup-stack/config.hcl" <<EOF
 duplicati {
   url           = "$SIM"
+  password_file = "$CONFIG/backup-stack/duplicati-password"
   wait_timeout  = "2m"
   poll_interval = "200ms"
 }

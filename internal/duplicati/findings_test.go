@@ -426,3 +426,49 @@ func BenchmarkRESTNotice(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(e.sim.TokenFamilyRows()), "tokenfamily-rows")
 }
+
+// TestTokenFamilyPerHour measures the TokenFamily rows one wait adds on each route with the
+// production poll settings. It runs only with BENCH_TOKENFAMILY set to the job's length
+// (e.g. 1h: `BENCH_TOKENFAMILY=1h go test -run TestTokenFamilyPerHour -v -timeout 2h`),
+// and reports; it asserts nothing about the count.
+func TestTokenFamilyPerHour(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("BENCH_TOKENFAMILY"))
+	if err != nil {
+		t.Skip("set BENCH_TOKENFAMILY to a duration to measure")
+	}
+	for _, tc := range []struct {
+		route string
+		opts  func(*Options)
+		q     duplicatisim.Quirks
+	}{
+		{"exec", func(o *Options) { o.PollInterval = 0; o.RunTimeout = 0 }, duplicatisim.Quirks{}},
+		{"api", nil, duplicatisim.Quirks{}},
+		{"api-token", func(o *Options) { o.Password = ""; o.Token = "bench-preauth-token" }, duplicatisim.Quirks{PreAuthTokens: []string{"bench-preauth-token"}}},
+	} {
+		t.Run(tc.route, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, docs(d, "Success"), tc.q, envOpts{})
+			route := strings.TrimSuffix(tc.route, "-token")
+			opts := func(o *Options) {
+				if route == "exec" {
+					o.PollInterval, o.RunTimeout = 0, 0 // production defaults
+					b, _ := New(Options{Command: o.Command})
+					o.PollInterval = b.(*execBackend).o.PollInterval
+				}
+				if tc.opts != nil {
+					tc.opts(o)
+				}
+			}
+			start := time.Now()
+			oc, err := e.backend(t, route, opts).Run(context.Background(), "Docs")
+			took := time.Since(start)
+			if err != nil || !oc.Succeeded() {
+				t.Fatalf("%+v %v", oc, err)
+			}
+			ev, _ := eventOf(e.sim, oc.TaskID, "1")
+			rows := e.sim.TokenFamilyRows()
+			t.Logf("%s: job %s, wait %s, TokenFamily rows %d (%.0f per hour of waiting), noticed %s after the job ended",
+				tc.route, d, took.Round(time.Second), rows, float64(rows)/took.Hours(), oc.Finished.Sub(ev.Finished).Round(time.Millisecond))
+		})
+	}
+}

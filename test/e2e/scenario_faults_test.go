@@ -259,7 +259,7 @@ func TestFaultManagerKilledStackFilesChanged(t *testing.T) {
 	binary(t, "backup-stack")
 	e := newEnv(t)
 	edit, gone := e.moreStackName("edit"), e.moreStackName("gone")
-	e.writeConfig(fmt.Sprintf("duplicati {\n  url = %q\n}\n", "http://"+moreClosedPort(t)))
+	e.writeConfig(e.closedRESTConfig("http://" + moreClosedPort(t)))
 	e.writeStack(edit, fmt.Sprintf("stack %q {\n  jobs = [\"1\"]\n}\n", edit))
 	e.writeStack(gone, fmt.Sprintf("stack %q {\n  jobs = [\"2\"]\n}\n", gone))
 	e.daemonReload()

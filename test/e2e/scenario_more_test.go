@@ -325,7 +325,7 @@ func TestScenario10GateFailuresNeverStop(t *testing.T) {
 		stack  string
 		status string
 	}{
-		{"REST route, closed port", fmt.Sprintf("duplicati {\n  url = \"http://%s\"\n  wait_timeout = \"5m\"\n}\n", moreClosedPort(t)), stackHCL, "9"},
+		{"REST route, closed port", env.closedRESTConfig("http://" + moreClosedPort(t)), stackHCL, "9"},
 		{"exec route, no such container", execConfig("nosuch-" + env.id), stackHCL, "9"},
 		{"require_paths missing", restConfig(s),
 			fmt.Sprintf("stack %q {\n  jobs = [\"1\"]\n  require_paths = [%q]\n}\n", name, env.morePath("no-such-dir")), "11"},

@@ -148,8 +148,9 @@ func showE2ECases() []showCase {
 		name: "e2e-rest",
 		files: map[string]string{
 			"config.hcl": `duplicati {
-  url          = "http://127.0.0.1:1"
-  wait_timeout = "5m"
+  url           = "http://127.0.0.1:1"
+  password_file = "@T@/duplicati-password"
+  wait_timeout  = "5m"
 }
 defaults {
   restore_policy = "previous"

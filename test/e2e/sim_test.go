@@ -244,3 +244,14 @@ func restConfig(s *sim) string {
 	}
 	return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"5m\"\n}\n", s.URL, pwFile)
 }
+
+// closedRESTConfig is a config.hcl for the REST route to a URL nobody serves, with a
+// password file (url needs one).
+func (e *env) closedRESTConfig(url string) string {
+	e.t.Helper()
+	pwFile := filepath.Join(e.dir, "duplicati-password-closed")
+	if err := os.WriteFile(pwFile, []byte(simPassword+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"5m\"\n}\n", url, pwFile)
+}

@@ -624,7 +624,8 @@ func TestBasicHelperKilled(t *testing.T) {
 
 // TestBasicStopMidJob is scenario 6: `systemctl --user stop backup@<stack>` mid-job restores
 // the stack and fails the unit with status 10 (interrupted). On the API route the task is
-// aborted (sim Result "Aborted"); the exec route cannot abort it and must say so.
+// aborted (sim Result "Aborted"); the exec route cannot abort it, says so, and waits until the
+// task has ended before the stack is restored.
 func TestBasicStopMidJob(t *testing.T) {
 	for _, route := range []string{"api", "exec"} {
 		t.Run(route, func(t *testing.T) {
@@ -639,6 +640,7 @@ func TestBasicStopMidJob(t *testing.T) {
 			if out, err := r.e.systemctlTimeout(basicBackupTimeout, "stop", r.backupUnit()); err != nil {
 				r.fail("systemctl --user stop %s: %v: %s", r.backupUnit(), err, oneLine(out))
 			}
+			stopped := time.Now()
 			t.Logf("systemctl --user stop %s took %s", r.backupUnit(), basicMs(time.Since(start)))
 			b.wait(t)
 			if b.err == nil {
@@ -664,10 +666,16 @@ func TestBasicStopMidJob(t *testing.T) {
 				}
 				t.Logf("stopped run: %v; task %d %s after %s", p, fin.TaskID, fin.Result, basicMs(fin.Finished.Sub(fin.Started)))
 			case "exec":
-				if log := r.e.unitLog()[logBefore:]; !strings.Contains(log, "cannot be aborted") {
-					r.fail("the exec route did not say that the task keeps running: %s", oneLine(log))
+				// The util cannot abort: the stop waits until Duplicati is done with the task,
+				// so the stack is never restored while it could still be backed up.
+				if log := r.e.unitLog()[logBefore:]; !strings.Contains(log, "duplicati-server-util cannot abort it") {
+					r.fail("the exec route did not say that it cannot abort the task: %s", oneLine(log))
 				}
-				t.Logf("stopped run: %v; the exec route left task %d running, and said so", p, ev.TaskID)
+				fin := r.waitEvent("the task to end", before, func(e simEvent) bool { return e.TaskID == ev.TaskID && e.Result != "" })
+				if fin.Finished.IsZero() || fin.Finished.After(stopped) {
+					r.fail("task %d had not ended when the stop returned: %+v", fin.TaskID, fin)
+				}
+				t.Logf("stopped run: %v; the exec route waited for task %d to end (%s after the stop)", p, ev.TaskID, basicMs(fin.Finished.Sub(start)))
 			}
 		})
 	}

@@ -214,9 +214,18 @@ func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait t
 	return p, nil
 }
 
+// idleSlowAfter and idleSlowPoll slow the wait for an idle Duplicati down after a minute:
+// on the exec route every look is a util call, and every util call adds a row to the server
+// database's TokenFamily table that nothing removes (3,600 an hour at 1 s). Vars for tests.
+var (
+	idleSlowAfter = time.Minute
+	idleSlowPoll  = 10 * time.Second
+)
+
 func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc) error {
 	var last string
 	failures := 0
+	began := time.Now()
 	for {
 		ready, words, err := idle(ctx)
 		switch {
@@ -238,10 +247,14 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 				last = words
 			}
 		}
+		wait := e.poll()
+		if time.Since(began) >= idleSlowAfter {
+			wait = max(wait, idleSlowPoll)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w after %s for an idle Duplicati (last: %s)", ErrGateTimeout, maxWait, last)
-		case <-time.After(e.poll()):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -73,11 +73,11 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 	return tw.Flush()
 }
 
-// shortReason fits a run's reason into a table cell: its first line, at most 100 runes.
+// shortReason fits a run's reason into a table cell: its first line, at most 120 runes.
 func shortReason(r string) string {
 	r, _, _ = strings.Cut(r, "\n")
-	if rs := []rune(r); len(rs) > 100 {
-		return string(rs[:99]) + "…"
+	if rs := []rune(r); len(rs) > 120 {
+		return string(rs[:119]) + "…"
 	}
 	return r
 }

@@ -30,10 +30,10 @@ func TestVerdict(t *testing.T) {
 		code     int
 		word     string
 	}{
-		{"success", false, duplicati.Outcome{Result: duplicati.ResultSuccess, TaskID: 3}, nil, 0, "Success task 3"},
+		{"success", false, duplicati.Outcome{Result: duplicati.ResultSuccess, TaskID: 3}, nil, 0, "Success (task 3)"},
 		{"warning counted as success", false, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, 0, "counted as success"},
 		{"warning is failure", true, duplicati.Outcome{Result: duplicati.ResultWarning}, nil, exitcode.Warning, "warning_is_failure"},
-		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitcode.JobError, "Error: disk full"},
+		{"error", false, duplicati.Outcome{Result: duplicati.ResultError, Message: "disk full"}, nil, exitcode.JobError, "disk full (Error)"},
 		{"fatal", false, duplicati.Outcome{Result: duplicati.ResultFatal}, nil, exitcode.Fatal, "Fatal"},
 		{"unknown on the API route", false, duplicati.Outcome{Result: duplicati.ResultUnknown}, nil, exitcode.Unknown, "outcome unknown"},
 		{"unknown on the exec route", false, duplicati.Outcome{Result: duplicati.ResultUnknown, UnknownIsSuccess: true}, nil, 0, "finished, result unknown"},
@@ -42,6 +42,8 @@ func TestVerdict(t *testing.T) {
 		{"unparseable", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrUnparseable), exitcode.Unreachable, "unreachable"},
 		{"no such job", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrNoSuchJob), exitcode.Usage, "no such"},
 		{"interrupted", false, duplicati.Outcome{}, fmt.Errorf("x: %w", duplicati.ErrInterrupted), exitcode.Interrupted, "interrupted"},
+		{"still held", false, duplicati.Outcome{}, fmt.Errorf("x: %w: %w", duplicati.ErrInterrupted, duplicati.ErrStillHeld), exitcode.StillHeld, "still holds"},
+		{"label not repeated", false, duplicati.Outcome{Job: "j", BackupID: "1"}, fmt.Errorf("job \"j\" (backup 1): gone: %w", duplicati.ErrInterrupted), exitcode.Interrupted, "gone: interrupted"},
 		{"other error", false, duplicati.Outcome{}, errors.New("boom"), 1, "boom"},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
@@ -115,7 +116,7 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		if code > worst || (code != 0 && worst == 0) {
 			worst = code
 			if firstErr == nil {
-				firstErr = fmt.Errorf("stack %s: job %q: %s after %s", stack, job, msg, elapsed)
+				firstErr = fmt.Errorf("job %q: %s after %s", job, msg, elapsed)
 			}
 		}
 		if code == exitcode.Unreachable || code == exitcode.Interrupted {
@@ -127,59 +128,79 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 	}
 	if worst != 0 {
 		save(firstErr.Error())
-		return withCode(worst, firstErr)
+		// The history says only the job (list shows the stack); a person running it by hand
+		// reads the stack too.
+		return withCode(worst, fmt.Errorf("stack %s: %w", stack, firstErr))
 	}
 	log.Info(fmt.Sprintf("all %d job(s) of stack %s finished successfully", len(jobs), stack))
 	return nil
 }
 
-// verdict maps what the client learnt to an exit code and one line.
+// verdict maps what the client learnt to an exit code and one line that starts with
+// what matters (Duplicati's own words where it gave any): list and the notification show
+// the start of it.
 func verdict(warningIsFailure bool, out duplicati.Outcome, err error) (int, string) {
-	task := ""
+	var ids []string
 	if out.TaskID != 0 {
-		task = fmt.Sprintf(" task %d", out.TaskID)
+		ids = append(ids, fmt.Sprintf("task %d", out.TaskID))
 	}
 	if out.BackupID != "" {
-		task += fmt.Sprintf(" (backup ID %s)", out.BackupID)
+		ids = append(ids, "backup "+out.BackupID)
+	}
+	tag := func(words ...string) string {
+		all := append(words, ids...)
+		if len(all) == 0 {
+			return ""
+		}
+		return " (" + strings.Join(all, ", ") + ")"
 	}
 	if err != nil {
+		// The client's errors start with the job's label, which the caller prints already.
+		text := err.Error()
+		if out.Job != "" {
+			text = strings.TrimPrefix(text, fmt.Sprintf("job %q (backup %s): ", out.Job, out.BackupID))
+		}
 		switch {
 		case errors.Is(err, duplicati.ErrStillHeld):
-			return exitcode.StillHeld, fmt.Sprintf("stopped waiting%s, and Duplicati still holds the task: %v", task, err)
+			return exitcode.StillHeld, text
 		case errors.Is(err, duplicati.ErrInterrupted):
-			return exitcode.Interrupted, fmt.Sprintf("interrupted%s: %v", task, err)
+			return exitcode.Interrupted, text
 		case errors.Is(err, duplicati.ErrTimeout):
-			return exitcode.Timeout, fmt.Sprintf("not finished within wait_timeout%s: %v", task, err)
+			return exitcode.Timeout, "not finished within wait_timeout: " + text
 		case errors.Is(err, duplicati.ErrNoSuchJob):
-			return exitcode.Usage, fmt.Sprintf("no such Duplicati backup: %v", err)
+			return exitcode.Usage, "no such Duplicati backup: " + text
 		case errors.Is(err, duplicati.ErrUnreachable), errors.Is(err, duplicati.ErrUnparseable):
-			return exitcode.Unreachable, fmt.Sprintf("Duplicati unreachable%s: %v", task, err)
+			return exitcode.Unreachable, "Duplicati unreachable: " + text
 		default:
-			return exitcode.Failure, fmt.Sprintf("failed%s: %v", task, err)
+			return exitcode.Failure, "failed: " + text
 		}
 	}
-	detail := ""
-	if out.Message != "" {
-		detail = ": " + out.Message
-	}
+	msg := out.Message
 	switch out.Result {
 	case duplicati.ResultSuccess:
-		return 0, "Success" + task
+		return 0, "Success" + tag()
 	case duplicati.ResultWarning:
 		if warningIsFailure {
-			return exitcode.Warning, "Warning" + task + " (warning_is_failure = true)" + detail
+			return exitcode.Warning, orWords(msg, "Warning") + tag("Warning", "warning_is_failure = true")
 		}
-		return 0, "Warning" + task + " (counted as success; set warning_is_failure = true to fail)" + detail
+		return 0, orWords(msg, "Warning") + tag("Warning, counted as success; set warning_is_failure = true to fail")
 	case duplicati.ResultError:
-		return exitcode.JobError, "Error" + task + detail
+		return exitcode.JobError, orWords(msg, "the backup ended with errors") + tag("Error")
 	case duplicati.ResultFatal:
-		return exitcode.Fatal, "Fatal" + task + detail
+		return exitcode.Fatal, orWords(msg, "the backup failed") + tag("Fatal")
 	default:
 		if out.Succeeded() {
-			return 0, "finished, result unknown" + task + detail + "; counted as success"
+			return 0, "finished, result unknown" + tag() + ": " + orWords(msg, "Duplicati shows no result") + "; counted as success"
 		}
-		return exitcode.Unknown, "outcome unknown" + task + detail
+		return exitcode.Unknown, orWords(msg, "outcome unknown") + tag("outcome unknown")
 	}
+}
+
+func orWords(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // abortWait is how long a stopped job may be followed until Duplicati shows it ended: the

@@ -3,14 +3,18 @@ package duplicati
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,11 +54,131 @@ const (
 )
 
 func newAPI(o Options, u *url.URL) *apiBackend {
+	base := strings.TrimRight(u.String(), "/") + "/api/v1/"
+	return &apiBackend{o: o, base: base, shown: strings.TrimRight(u.Redacted(), "/") + "/api/v1/", hc: newAPIClient(nil)}
+}
+
+// newAPIClient is the REST route's HTTP client: no proxy, short dial timeout, certificates
+// always verified (against roots, or the system roots when nil), and no redirects. A
+// redirect is never followed: the request carries the password (auth/login) or the
+// bearer / PreAuth token, which must not go to whatever host a Location names. A 3xx
+// answer is an error naming the Location's host.
+func newAPIClient(roots *x509.CertPool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	base := strings.TrimRight(u.String(), "/") + "/api/v1/"
-	return &apiBackend{o: o, base: base, shown: strings.TrimRight(u.Redacted(), "/") + "/api/v1/", hc: &http.Client{Transport: tr}}
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	return &http.Client{
+		Transport:     refuseRedirects{tr},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// refuseRedirects turns a 3xx answer into an error naming the host of its Location.
+type refuseRedirects struct{ rt http.RoundTripper }
+
+func (r refuseRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.rt.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return resp, err
+	}
+	resp.Body.Close()
+	return nil, redirectError(resp.Status, resp.Header.Get("Location"), req.URL)
+}
+
+// redirectError says where a 3xx answer pointed: the Location's host only (its path or
+// query may hold a secret), resolved against the request's URL.
+func redirectError(status, location string, from *url.URL) error {
+	where := "without a Location"
+	if location != "" {
+		where = "to an unreadable Location"
+		if to, err := from.Parse(location); err == nil {
+			switch {
+			case to.Host == "":
+				where = "to a Location without a host"
+			case strings.EqualFold(to.Host, from.Host) && to.Scheme != from.Scheme:
+				where = fmt.Sprintf("to %s://%s", to.Scheme, to.Host)
+			default:
+				where = "to host " + to.Host
+			}
+		}
+	}
+	return fmt.Errorf("the server answered %s, a redirect %s; redirects are not followed (the password or token would go along): set url to the address Duplicati answers at itself", status, where)
+}
+
+// maxCAFile bounds a ca_file: a few PEM certificates.
+const maxCAFile = 1 << 20
+
+// TrustCAFile makes the REST route b trust the CA certificate(s) in the PEM file path in
+// addition to the system roots (ca_file in config.hcl). It is for an https:// URL only and
+// must be called before the first request. The file must hold only CERTIFICATE blocks, at
+// least one, each a valid X.509 certificate; anything else is refused with an error that
+// says what to fix. Certificate verification is never turned off.
+func TrustCAFile(b Backend, path string) error {
+	a, ok := b.(*apiBackend)
+	if !ok {
+		return fmt.Errorf("ca_file %s: only the REST route (url) uses a CA file", path)
+	}
+	if !strings.HasPrefix(a.base, "https://") {
+		return fmt.Errorf("ca_file %s: the url %s is plain http://, where no certificate is checked; use https:// with ca_file, or remove ca_file", path, strings.TrimSuffix(a.shown, "api/v1/"))
+	}
+	pool, err := loadCAFile(path)
+	if err != nil {
+		return err
+	}
+	a.hc = newAPIClient(pool)
+	return nil
+}
+
+// loadCAFile returns the system roots plus the certificates of the PEM file path.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("ca_file %s is not a regular file; point ca_file at the PEM file of the CA certificate", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %w", err)
+	}
+	if len(data) > maxCAFile {
+		return nil, fmt.Errorf("ca_file %s is larger than 1 MiB; it must hold only the PEM certificate(s) of the CA", path)
+	}
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			if bytes.Contains(rest, []byte("-----BEGIN")) {
+				return nil, fmt.Errorf("ca_file %s holds a broken PEM block (truncated, or its BEGIN and END lines do not match); give the CA certificate in PEM form", path)
+			}
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("ca_file %s holds a %q PEM block; it must hold only the CA's certificate(s) (\"-----BEGIN CERTIFICATE-----\" blocks), never a key", path, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file %s: certificate %d is not a valid X.509 certificate: %v", path, len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("ca_file %s holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\"); give the CA certificate in PEM form (openssl x509 -in ca.der -inform der -out ca.pem)", path)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }
 
 // httpError is a non-2xx answer the caller may want to handle (400, 404, ...).
@@ -550,6 +674,9 @@ func (w *apiWait) loop(ctx context.Context, deadline <-chan time.Time) (Outcome,
 		w.notFound, w.failSince = 0, time.Time{}
 		if w.suspect != "" {
 			if foreign, why := w.foreign(ctx, ts); foreign {
+				if why != w.suspect {
+					why = w.suspect + "; " + why
+				}
 				logf("%s: task %d is no longer ours: %s; reading the backup log", w.label, w.id, why)
 				return a.finishFromLog(ctx, w.oc, w.t0, w.label, "Duplicati restarted during the job: "+why)
 			}
@@ -651,7 +778,7 @@ func (w *apiWait) foreign(ctx context.Context, ts taskState) (bool, string) {
 	if err == nil {
 		if t, ok := st.holder(w.id); ok {
 			if t.BackupID != w.bid {
-				return true, fmt.Sprintf("%s; task %d now belongs to backup %q", w.suspect, w.id, t.BackupID)
+				return true, fmt.Sprintf("task %d now belongs to backup %q", w.id, t.BackupID)
 			}
 			if ts.Status == "Waiting" && w.ranAt.IsZero() {
 				return false, ""
@@ -661,16 +788,16 @@ func (w *apiWait) foreign(ctx context.Context, ts taskState) (bool, string) {
 	if t, ok := ts.started(); ok {
 		switch {
 		case !w.ranAt.IsZero() && !t.Equal(w.ranAt):
-			return true, fmt.Sprintf("%s; task %d started at %s, ours at %s", w.suspect, w.id, t.Format(time.TimeOnly), w.ranAt.Format(time.TimeOnly))
+			return true, fmt.Sprintf("task %d started at %s, ours at %s", w.id, t.Format(time.TimeOnly), w.ranAt.Format(time.TimeOnly))
 		case w.ranAt.IsZero() && t.Before(w.enqueued.Add(-t0Slack)):
-			return true, fmt.Sprintf("%s; task %d started at %s, before ours was enqueued", w.suspect, w.id, t.Format(time.TimeOnly))
+			return true, fmt.Sprintf("task %d started at %s, before ours was enqueued", w.id, t.Format(time.TimeOnly))
 		}
 	}
 	if ts.Status == "Failed" || (ts.Status == "Running" && w.ranAt.IsZero() && !w.seen) {
 		// Without a start time to compare, a failure counts as ours only if our backup's
 		// metadata shows an error since we asked for the run.
 		if r, _, ok := w.a.fromMetadata(ctx, w.bid, w.t0); ts.Status == "Failed" && (!ok || r != ResultError) {
-			return true, fmt.Sprintf("%s; task %d failed, but backup %s shows no error since the run was requested", w.suspect, w.id, w.bid)
+			return true, fmt.Sprintf("task %d failed, but backup %s shows no error since the run was requested", w.id, w.bid)
 		}
 	}
 	return false, ""

@@ -1,6 +1,7 @@
 package hcl
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,7 @@ var duplicatiSchema = &hhcl.BodySchema{
 		{Name: "token_file"},
 		{Name: "exec_user"},
 		{Name: "warning_is_failure"},
+		{Name: "ca_file"},
 	},
 }
 
@@ -180,7 +182,7 @@ func (d *decoder) stringList(attrs hhcl.Attributes, name string, dst *[]string) 
 	}
 	for i, s := range l {
 		if strings.ContainsRune(s, 0) {
-			d.errorf(a.Expr.Range(), "Invalid characters", "%s[%d] must not contain a NUL character.", name, i)
+			d.errorf(elemRange(a, i), "Invalid characters", "%s[%d] must not contain a NUL character.", name, i)
 			return nil
 		}
 	}
@@ -289,6 +291,7 @@ func (d *decoder) decodeDuplicati(body hhcl.Body, dup *Duplicati) {
 		dup.WarningIsFailure = b
 	}
 	d.checkCredentials(c.Attributes, urlAttr)
+	d.decodeTransport(c.Attributes, urlAttr, dup)
 }
 
 // secretFile decodes password_file or token_file: a path, "~/" expanded,
@@ -350,6 +353,7 @@ func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnost
 		return nil, diags
 	}
 	d := &decoder{diags: diags}
+	d.checkFileName(filename)
 	c := d.content(f.Body, stackFileSchema)
 	if c == nil {
 		return nil, d.diags
@@ -386,16 +390,16 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 		Healthcheck:   cfg.Healthcheck,
 		Range:         b.DefRange,
 	}
-	if !systemd.ValidStackName(name) {
+	if err := systemd.CheckStackName(name); err != nil {
 		d.errorf(b.LabelRanges[0], "Invalid stack name",
-			"stack name %q may only contain letters, digits, '-' and '_' (it becomes the instance in backup@%s.service).", name, "<name>")
+			"%v: it becomes the instance in backup@<name>.service and an argument of backup-stack on every line of its units, where a name such as -h or --help would be read as an option; rename the stack and its file.", err)
 	}
 	c := d.content(b.Body, stackSchema)
 	if c == nil {
 		return st
 	}
 	if a := d.str(c.Attributes, "unit", &st.Unit, false); a != nil {
-		d.checkUnit(a, st.Unit, "")
+		d.checkUnit(a, st.Unit, ".service")
 	}
 	if a := d.str(c.Attributes, "project_label", &st.ProjectLabel, false); a != nil {
 		if strings.ContainsAny(st.ProjectLabel, "\x00\n\r") {
@@ -476,8 +480,7 @@ func (d *decoder) decodeNotify(b *hhcl.Block) *Notify {
 			d.errorf(a.Expr.Range(), "Empty command", "%s must be a list with the program first, e.g. [\"ntfy\", \"publish\", \"backups\", \"failed\"]; remove it to send nothing.", name)
 			continue
 		}
-		if err := systemd.CheckProgram(argv[0]); err != nil {
-			d.errorf(a.Expr.Range(), "Invalid program", "%s: %v.", name, err)
+		if !d.plainCommand(a, argv) {
 			continue
 		}
 		if name == "on_failure" {
@@ -537,12 +540,9 @@ func (d *decoder) decodeHook(b *hhcl.Block) (Hook, bool) {
 			d.errorf(a.Expr.Range(), "Empty hook command",
 				"command must be a list with the program first, e.g. [\"podman\", \"exec\", \"app\", \"true\"].")
 			ok = false
-		} else if strings.ContainsAny(h.Command[0][:1], "-@:+!|") {
-			d.errorf(a.Expr.Range(), "Invalid hook program",
-				"the program %q must not start with one of - @ : + ! | (systemd reads those as prefixes); give its path.", h.Command[0])
-			ok = false
-		} else if err := systemd.CheckProgram(h.Command[0]); err != nil {
-			d.errorf(a.Expr.Range(), "Invalid hook program", "%v.", err)
+		} else if !d.hookCommand(a, h.Command) {
+			// Every hook's command reaches the backup unit's drop-in: the
+			// ExecStartPre= line of its step, or the X-FinishHook= list.
 			ok = false
 		}
 	} else {
@@ -563,23 +563,41 @@ func (d *decoder) checkPolicy(a *hhcl.Attribute, p string) {
 	}
 }
 
+// checkSchedule applies the renderer's check of OnCalendar=
+// (systemd.CalendarValue). An empty (or blank) schedule means none.
 func (d *decoder) checkSchedule(a *hhcl.Attribute, s string) {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			d.errorf(a.Expr.Range(), "Invalid schedule", "schedule must be one line of systemd calendar syntax, e.g. \"*-*-* 03:30:00\".")
-			return
-		}
+	if strings.TrimSpace(s) == "" {
+		return
+	}
+	if _, err := systemd.CalendarValue(s); err != nil {
+		d.errorf(a.Expr.Range(), "Invalid schedule",
+			"schedule must be one line of systemd calendar syntax, e.g. \"*-*-* 03:30:00\" or \"daily\": %v.", err)
 	}
 }
 
+// unitRuleSummaries are the diagnostics' summaries of the rules of
+// systemd.CheckStackUnit.
+var unitRuleSummaries = map[string]string{
+	"name":    "Invalid unit name",
+	"special": "Special unit",
+	"own":     "Reserved unit name",
+	"option":  "Invalid unit name",
+	"type":    "Wrong unit type",
+}
+
+// checkUnit applies systemd.CheckStackUnit: a valid unit name of type
+// wantSuffix that a backup may stop.
 func (d *decoder) checkUnit(a *hhcl.Attribute, name, wantSuffix string) {
-	if err := systemd.CheckUnitName(name); err != nil {
-		d.errorf(a.Expr.Range(), "Invalid unit name", "%s: %v.", a.Name, err)
+	err := systemd.CheckStackUnit(name, wantSuffix)
+	if err == nil {
 		return
 	}
-	if wantSuffix != "" && !strings.HasSuffix(name, wantSuffix) {
-		d.errorf(a.Expr.Range(), "Wrong unit type", "%s = %q must name a %s unit.", a.Name, name, wantSuffix)
+	summary := "Invalid unit name"
+	var ue *systemd.StackUnitError
+	if errors.As(err, &ue) {
+		summary = unitRuleSummaries[ue.Rule]
 	}
+	d.errorf(a.Expr.Range(), summary, "%s: %v.", a.Name, err)
 }
 
 func validHookKind(k string) bool {

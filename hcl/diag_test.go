@@ -55,7 +55,7 @@ func checkDiag(t *testing.T, diags hhcl.Diagnostics, file string, c diagCase) {
 			d.Subject.Start.Line, d.Subject.Start.Column, file, c.line, c.col)
 	}
 	msg := FormatDiag(d)
-	prefix := fmt.Sprintf("%s:%d:%d: error: %s", file, c.line, c.col, c.summary)
+	prefix := fmt.Sprintf("%s:%d:%d: error: %s", shownPath(file), c.line, c.col, c.summary)
 	if !strings.HasPrefix(msg, prefix) {
 		t.Errorf("message %q does not start with %q", msg, prefix)
 	}
@@ -231,31 +231,31 @@ defaults {
   hook "verify" {
     command = ["-true"]
   }
-}`, line: 4, col: 15, summary: "Invalid hook program", hint: "systemd reads those as prefixes"},
+}`, line: 4, col: 16, summary: "Invalid hook program", hint: "systemd reads those as prefixes"},
 	{name: "hook program relative path", src: `stack "a" {
   jobs = ["a"]
   hook "verify" {
     command = ["bin/check", "x"]
   }
-}`, line: 4, col: 15, summary: "Invalid hook program", hint: "neither an absolute path nor a plain name"},
+}`, line: 4, col: 16, summary: "Invalid hook program", hint: "neither an absolute path nor a plain name"},
 	{name: "hook program with quote", src: `stack "a" {
   jobs = ["a"]
   hook "verify" {
     command = ["/bin/it's"]
   }
-}`, line: 4, col: 15, summary: "Invalid hook program", hint: "quote, backslash or control character"},
+}`, line: 4, col: 16, summary: "Invalid hook program", hint: "quote, backslash or control character"},
 	{name: "hook program is a directory", src: `stack "a" {
   jobs = ["a"]
   hook "verify" {
     command = ["/usr/bin/"]
   }
-}`, line: 4, col: 15, summary: "Invalid hook program", hint: "names a directory"},
+}`, line: 4, col: 16, summary: "Invalid hook program", hint: "names a directory"},
 	{name: "hook argument with NUL", src: `stack "a" {
   jobs = ["a"]
   hook "verify" {
     command = ["true", "a\u0000b"]
   }
-}`, line: 4, col: 15, summary: "Invalid characters", hint: "command[1] must not contain a NUL"},
+}`, line: 4, col: 24, summary: "Invalid characters", hint: "command[1] must not contain a NUL"},
 	{name: "two stacks in a file", src: `stack "a" {
   jobs = ["a"]
 }
@@ -308,7 +308,7 @@ var configDiagCases = []diagCase{
 }`, line: 2, col: 16, summary: "Empty command", hint: `"ntfy"`},
 	{name: "relative notify program", src: `notify {
   on_success = ["bin/ntfy"]
-}`, line: 2, col: 16, summary: "Invalid program", hint: "on_success"},
+}`, line: 2, col: 17, summary: "Invalid program", hint: "on_success"},
 	{name: "healthcheck without url", src: `healthcheck {
 }`, line: 1, col: 13, summary: "Missing required argument", hint: `"url"`},
 	{name: "healthcheck bad url", src: `healthcheck {

@@ -3,9 +3,14 @@ package hcl
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
+
+	hhcl "github.com/hashicorp/hcl/v2"
 )
 
 // The checks below guard the argv of the exec route,
@@ -126,4 +131,52 @@ func validPOSIXName(s string) bool {
 		}
 	}
 	return true
+}
+
+// CleartextHost reports whether raw is an http:// URL to a host that is not
+// a loopback address (127.0.0.0/8, ::1) or localhost, and returns that host:
+// the password or token of the REST route would cross the network in clear.
+func CleartextHost(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || u.Host == "" {
+		return "", false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "", false
+	}
+	return host, true
+}
+
+// decodeTransport decodes ca_file and checks how the REST route reaches
+// Duplicati: an http:// url to another host sends the password or token in
+// clear (a warning at the url), and ca_file, the PEM file of a private CA
+// trusted in addition to the system roots, only makes sense with https://.
+// urlAttr is the url attribute when it decoded. Only the path of ca_file is
+// kept; the helper reads and checks the file.
+func (d *decoder) decodeTransport(attrs hhcl.Attributes, urlAttr *hhcl.Attribute, dup *Duplicati) {
+	if urlAttr != nil {
+		if host, clear := CleartextHost(dup.URL); clear {
+			d.warnf(urlAttr.Expr.Range(), "Password sent in clear",
+				"url = %q is plain http:// to %s, which is not a loopback address: the password or token crosses the network in clear; use https:// (with ca_file for a private CA) or a loopback address such as http://127.0.0.1:8200.", dup.URL, host)
+		}
+	}
+	a := d.str(attrs, "ca_file", &dup.CAFile, false)
+	if a == nil {
+		return
+	}
+	dup.CAFile = expandHome(dup.CAFile)
+	switch {
+	case !filepath.IsAbs(dup.CAFile):
+		d.errorf(a.Expr.Range(), "Invalid path", "ca_file = %q must be an absolute path (or start with ~/), e.g. \"~/.config/backup-stack/duplicati-ca.pem\".", dup.CAFile)
+	case attrs["url"] == nil:
+		d.warnf(a.NameRange, "Unused ca_file",
+			"ca_file is only used by the REST route with an https:// url; the exec route (podman exec) ignores it. Set url = \"https://...\", or remove ca_file.")
+	case urlAttr != nil && !strings.HasPrefix(dup.URL, "https://"):
+		d.errorf(a.NameRange, "ca_file without https",
+			"ca_file is only used for https://, and url = %q is plain http://: nothing would check the server's certificate. Write url = \"https://...\", or remove ca_file.", dup.URL)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,5 +249,16 @@ func FormatDiag(d *hhcl.Diagnostic) string {
 	if d.Subject == nil {
 		return fmt.Sprintf("%s: %s", sev, msg)
 	}
-	return fmt.Sprintf("%s:%d:%d: %s: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, msg)
+	return fmt.Sprintf("%s:%d:%d: %s: %s", shownPath(d.Subject.Filename), d.Subject.Start.Line, d.Subject.Start.Column, sev, msg)
+}
+
+// shownPath is a file name as a diagnostic shows it: quoted (Go syntax)
+// when it holds a control character or anything else systemd would not
+// take in a line (systemd.CheckUTF8), so that one diagnostic stays one line
+// in a terminal and in the journal; the message then says what is wrong.
+func shownPath(p string) string {
+	if systemd.CheckUTF8(p) != nil || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(p)
+	}
+	return p
 }

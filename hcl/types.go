@@ -94,6 +94,10 @@ type Duplicati struct {
 	// around. The decoder allows at most one of the two, and requires one
 	// of them when URL is set.
 	TokenFile string
+	// CAFile is the PEM file of a private CA that the REST route trusts in
+	// addition to the system roots (https:// only). Certificate checks are
+	// never turned off.
+	CAFile string
 	// WarningIsFailure makes a job that ends with Warning fail the unit.
 	WarningIsFailure bool
 }

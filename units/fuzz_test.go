@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
 
@@ -24,6 +23,8 @@ func fuzzSeeds() []string {
 		`"`, `'`, `\`, `\\`, `\n`, "\n", "\r\n", ";", " ; ", "a;b", "\\;", "\t", "a\tb", "\x01", "\x1b[31m", "\x7f",
 		"trailing\\", "-", "-x", "@", "@x", ":x", "+x", "!x", "!!x", "|x", " leading", "trailing ", "  ", "#", "[x]", "=",
 		"ünïcödé", "日本語", "emoji 🎉", "\u2028", "\ufeff", "a\x00b", "\xff\xfe", "é\xc3",
+		"\ufffe", "\uffff", "\ufdd0", "\ufdef", "\ufdcf", "\ufdf0", "\ufffd", "a\U0010ffff", "\U0001fffe", "\U0010fffd",
+		"\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc0\xaf", "\u0085",
 		strings.Repeat("a", 255), strings.Repeat("a", 256), strings.Repeat("/x", 2100),
 		strings.Repeat("long %$\"\\' ", 500), strings.Repeat("b", 70000), strings.Repeat("c", 600<<10),
 	}
@@ -36,10 +37,15 @@ func FuzzExecWord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		w, err := systemd.ExecWord(s)
 		if err != nil {
-			if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
-				t.Fatalf("ExecWord(%q) refused a valid argument: %v", s, err)
+			// Exactly what systemd's own UTF-8 check refuses (NUL too,
+			// which no program can receive).
+			if sdUTF8IsValid(s) {
+				t.Fatalf("ExecWord(%q) refused an argument systemd takes: %v", s, err)
 			}
 			return
+		}
+		if !sdUTF8IsValid(s) {
+			t.Fatalf("ExecWord(%q) wrote what systemd refuses: %s", s, w)
 		}
 		checkExecRoundTrip(t, `"/bin/true" `+w, "/bin/true", []string{"/bin/true", s})
 
@@ -160,7 +166,7 @@ func FuzzRender(f *testing.F) {
 			if len(v) != 1 {
 				t.Fatalf("%s %s %q", tpl.path, tpl.key, v)
 			}
-			checkCommand(t, v[0], "fz", "", helper, []string{helper, tpl.verb, "fz"})
+			checkCommand(t, v[0], "fz", "", helper, []string{helper, tpl.verb, "--", "fz"})
 		}
 
 		svc := got["backup@fz.service.d/50-stack.conf"]
@@ -171,10 +177,10 @@ func FuzzRender(f *testing.F) {
 			argv         []string
 		}
 		pre := []want{
-			{"", helper, h("gate", "fz")},
-			{"", helper, h("hook", "fz", "pre_stop", "1", "--", prog, arg)},
-			{"", helper, h("hold", "fz")},
-			{"", helper, h("wait-stopped", "fz")},
+			{"", helper, h("gate", "--", "fz")},
+			{"", helper, h("hook", "--", "fz", "pre_stop", "1", "--", prog, arg)},
+			{"", helper, h("hold", "--", "fz")},
+			{"", helper, h("wait-stopped", "--", "fz")},
 		}
 		// The drop-in has no ExecStopPost=: finish (in the template) runs
 		// post_backup and verify from the plan.

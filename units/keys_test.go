@@ -157,8 +157,15 @@ func step(t *testing.T, value string) (prefix, name string) {
 	if c.Path != goldenHelper {
 		return c.Prefix, "hook:" + c.Argv[0]
 	}
+	// Every helper line passes "--" before the stack name.
+	if len(c.Argv) < 4 || c.Argv[2] != "--" {
+		t.Fatalf("%s: no -- before the stack name: %q", value, c.Argv)
+	}
 	if c.Argv[1] == "hook" {
-		return c.Prefix, "hook:" + c.Argv[3] + ":" + c.Argv[4] + ":" + c.Argv[6]
+		if len(c.Argv) < 8 || c.Argv[6] != "--" {
+			t.Fatalf("%s: no -- before the hook command: %q", value, c.Argv)
+		}
+		return c.Prefix, "hook:" + c.Argv[4] + ":" + c.Argv[5] + ":" + c.Argv[7]
 	}
 	return c.Prefix, c.Argv[1]
 }
@@ -212,7 +219,7 @@ func TestExecSequence(t *testing.T) {
 	// The hook arguments arrive byte for byte, after "--".
 	flush := st.HooksOf("pre_stop")[1].Command
 	cmds, err := sdParseExec(values(opts, "Service", "ExecStartPre")[2], "")
-	want := append([]string{goldenHelper, "hook", "app", "pre_stop", "2", "--"}, flush...)
+	want := append([]string{goldenHelper, "hook", "--", "app", "pre_stop", "2", "--"}, flush...)
 	if err != nil || !reflect.DeepEqual(cmds[0].Argv, want) {
 		t.Errorf("flush hook argv %q, want %q (%v)", cmds[0].Argv, want, err)
 	}
@@ -323,7 +330,7 @@ func TestEveryFileHasHeaderAndParses(t *testing.T) {
 		for tpl, verb := range map[string]string{"backup@.service": "run", "backup-hold@.service": "held"} {
 			opts := options(t, files[tpl])
 			cmds, err := sdParseExec(one(t, opts, "Service", "ExecStart"), "inst")
-			if err != nil || !reflect.DeepEqual(cmds[0].Argv, []string{goldenHelper, verb, "inst"}) {
+			if err != nil || !reflect.DeepEqual(cmds[0].Argv, []string{goldenHelper, verb, "--", "inst"}) {
 				t.Errorf("%s ExecStart= %v %v", tpl, cmds, err)
 			}
 		}

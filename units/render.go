@@ -60,10 +60,14 @@ func (e *StackError) Error() string {
 func (e *StackError) Unwrap() error { return e.Err }
 
 // Render returns the templates and the files of every stack, in a fixed
-// order. It expects a Set from hcl.Load, whose decoder has already refused
-// bad stack names, unit names and programs (package systemd's checks); what
-// it still checks is what quoting needs (systemd.ExecLine, PlainValue). A stack that cannot be rendered is left out and reported in the
-// joined error (each a *StackError); the others are still rendered.
+// order. It expects a Set from hcl.Load, whose decoder has already refused,
+// with the same functions of package systemd, everything that this would
+// refuse (see hcl/unitcheck.go); it checks again all the same (HookLine,
+// SourcePath, CalendarValue, CheckStackUnit) and, last, every file as
+// systemd reads it (CheckUnitFile). A stack that cannot be rendered is left
+// out and reported in the joined error (each a *StackError naming the
+// stack file and, for the last check, the unit file and line); the others
+// are still rendered.
 func Render(set *hcl.Set, opt Options) ([]File, error) {
 	if !path.IsAbs(opt.Helper) {
 		return nil, fmt.Errorf("helper path %q is not absolute", opt.Helper)
@@ -85,8 +89,11 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", name, err)
 		}
-		content := Header + strings.ReplaceAll(string(raw), templates.HelperPlaceholder, helper)
-		files = append(files, File{Path: name, Content: []byte(content)})
+		content := []byte(Header + strings.ReplaceAll(string(raw), templates.HelperPlaceholder, helper))
+		if err := systemd.CheckUnitFile(content); err != nil {
+			return nil, fmt.Errorf("template %s with helper path %q: %w; nothing was written", name, opt.Helper, err)
+		}
+		files = append(files, File{Path: name, Content: content})
 	}
 	link, target := systemd.RecoverWantsLink()
 	files = append(files, File{Path: link, Link: target})
@@ -114,8 +121,38 @@ type renderer struct {
 	helper string
 }
 
+// stack renders the files of one stack. Every file is checked as systemd
+// will read it (systemd.CheckUnitFile) before any is returned: a value that
+// slipped past the decoder and the quoting (a rune systemd refuses, a line
+// too long) leaves this stack out, with the file and line in the error,
+// rather than write a unit that systemd stops reading halfway, losing the
+// lines after it.
 func (r *renderer) stack(st *hcl.Stack, prev string) ([]File, error) {
-	src, err := systemd.PlainValue(st.File)
+	out, err := r.stackFiles(st, prev)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFiles(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkFiles applies systemd.CheckUnitFile to every regular file.
+func checkFiles(files []File) error {
+	for _, f := range files {
+		if f.Link != "" {
+			continue
+		}
+		if err := systemd.CheckUnitFile(f.Content); err != nil {
+			return fmt.Errorf("%s %w; the stack's units were not written", f.Path, err)
+		}
+	}
+	return nil
+}
+
+func (r *renderer) stackFiles(st *hcl.Stack, prev string) ([]File, error) {
+	src, err := systemd.SourcePath(st.File)
 	if err != nil {
 		return nil, fmt.Errorf("file path: %w", err)
 	}
@@ -131,13 +168,10 @@ func (r *renderer) stack(st *hcl.Stack, prev string) ([]File, error) {
 		{Path: systemd.DropInPath(systemd.BackupService(st.Name), systemd.StackDropIn), Content: svc},
 		{Path: systemd.DropInPath(systemd.HoldService(st.Name), systemd.StackDropIn), Content: hold},
 	}
-	if sched := strings.TrimSpace(st.Schedule); sched != "" {
-		if strings.ContainsRune(sched, '\\') {
-			return nil, fmt.Errorf("schedule %q: a backslash is not calendar syntax", sched)
-		}
-		cal, err := systemd.PlainValue(sched)
+	if strings.TrimSpace(st.Schedule) != "" {
+		cal, err := systemd.CalendarValue(st.Schedule)
 		if err != nil {
-			return nil, fmt.Errorf("schedule: %w", err)
+			return nil, fmt.Errorf("schedule %q: %w", st.Schedule, err)
 		}
 		timer, err := serialize([]*unit.UnitOption{
 			unit.NewUnitOption("Unit", "SourcePath", src),
@@ -195,12 +229,14 @@ func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte
 		}
 	}
 	pre := "ExecStartPre"
-	add(pre)(r.helperLine("", "gate", st.Name))
+	// Every helper line passes "--" before the stack name: the name is
+	// then never read as an option, whatever it is.
+	add(pre)(r.helperLine("", "gate", "--", st.Name))
 	for i, h := range st.HooksOf("pre_stop") {
 		add(pre)(r.hookStep(st, h, i+1))
 	}
-	add(pre)(r.helperLine("", "hold", st.Name))
-	add(pre)(r.helperLine("", "wait-stopped", st.Name))
+	add(pre)(r.helperLine("", "hold", "--", st.Name))
+	add(pre)(r.helperLine("", "wait-stopped", "--", st.Name))
 	for _, kind := range []string{"post_stop", "pre_backup"} {
 		for i, h := range st.HooksOf(kind) {
 			add(pre)(r.hookStep(st, h, i+1))
@@ -230,7 +266,7 @@ func (r *renderer) hookStep(st *hcl.Stack, h hcl.Hook, n int) (string, error) {
 	if _, err := hookLine(h); err != nil {
 		return "", err
 	}
-	args := append([]string{"hook", st.Name, h.Kind, strconv.Itoa(n), "--"}, h.Command...)
+	args := append([]string{"hook", "--", st.Name, h.Kind, strconv.Itoa(n), "--"}, h.Command...)
 	line, err := r.helperLine("", args...)
 	if err != nil {
 		return "", fmt.Errorf("hook %q at %s: %w", h.Kind, h.Range, err)
@@ -251,8 +287,11 @@ func hookShown(h hcl.Hook) (string, error) {
 	return shown, nil
 }
 
+// hookLine is the hook's command as the units show it: systemd.HookLine,
+// the decoder's own check, so that what the decoder accepted fits on the
+// helper's line too.
 func hookLine(h hcl.Hook) (string, error) {
-	line, err := systemd.ExecLine("", h.Command)
+	line, err := systemd.HookLine(h.Command)
 	if err != nil {
 		return "", fmt.Errorf("hook %q at %s: %w", h.Kind, h.Range, err)
 	}
@@ -261,10 +300,20 @@ func hookLine(h hcl.Hook) (string, error) {
 
 func holdDropIn(st *hcl.Stack, src string) ([]byte, error) {
 	names := []string{st.Unit}
+	types := []string{".service"}
 	if st.OnDemand != nil {
 		names = append(names, st.OnDemand.Socket)
+		types = append(types, ".socket")
 		if st.OnDemand.Service != "" {
 			names = append(names, st.OnDemand.Service)
+			types = append(types, ".service")
+		}
+	}
+	for i, n := range names {
+		// The decoder refused these already; a Set made another way must
+		// not name a unit the hold must never stop either.
+		if err := systemd.CheckStackUnit(n, types[i]); err != nil {
+			return nil, fmt.Errorf("Conflicts=: %w", err)
 		}
 	}
 	list := strings.Join(names, " ")

@@ -52,15 +52,21 @@ func sdParseUnit(content []byte) ([]sdOption, error) {
 		if strings.ContainsRune(raw, '\r') || strings.ContainsRune(raw, 0) {
 			return nil, fmt.Errorf("line %d: CR or NUL", n)
 		}
-		if !utf8.ValidString(raw) {
-			return nil, fmt.Errorf("line %d: not UTF-8", n)
+		// config_parse(): comment lines are skipped before anything else.
+		if l := strings.TrimLeft(raw, sdWhitespace); l != "" && (l[0] == '#' || l[0] == ';') {
+			continue
 		}
-		l := strings.Trim(raw, " \t\n\r")
-		if strings.HasSuffix(l, `\`) {
+		if strings.HasSuffix(raw, `\`) {
 			return nil, fmt.Errorf("line %d: ends with a backslash and would continue: %q", n, raw)
 		}
-		if l == "" || l[0] == '#' || l[0] == ';' {
+		// parse_line(): stripped, then systemd's UTF-8 check; a failure ends
+		// the reading of the file (the rest of it is lost).
+		l := strings.Trim(raw, sdWhitespace)
+		if l == "" {
 			continue
+		}
+		if !sdUTF8IsValid(l) {
+			return nil, fmt.Errorf("line %d: String is not UTF-8 clean (systemd stops reading the file): %q", n, l)
 		}
 		if l[0] == '[' {
 			if !strings.HasSuffix(l, "]") {
@@ -76,9 +82,90 @@ func sdParseUnit(content []byte) ([]sdOption, error) {
 		if section == "" {
 			return nil, fmt.Errorf("line %d: assignment outside a section", n)
 		}
-		out = append(out, sdOption{section, strings.Trim(l[:eq], " \t\n\r"), strings.Trim(l[eq+1:], " \t\n\r")})
+		out = append(out, sdOption{section, strings.Trim(l[:eq], sdWhitespace), strings.Trim(l[eq+1:], sdWhitespace)})
 	}
 	return out, sc.Err()
+}
+
+// sdUTF8IsValid is utf8_is_valid() of systemd's src/basic/utf8.c, written
+// from it byte by byte (and not with Go's utf8 package, which the code under
+// test uses): utf8_encoded_valid_unichar() on each character, which checks
+// the expected length, the continuation bytes, that the encoding is the
+// shortest one and unichar_is_valid().
+func sdUTF8IsValid(s string) bool {
+	expectedLen := func(c byte) int {
+		switch {
+		case c < 0x80:
+			return 1
+		case c&0xe0 == 0xc0:
+			return 2
+		case c&0xf0 == 0xe0:
+			return 3
+		case c&0xf8 == 0xf0:
+			return 4
+		case c&0xfc == 0xf8:
+			return 5
+		case c&0xfe == 0xfc:
+			return 6
+		}
+		return 0
+	}
+	encodedLen := func(u uint32) int {
+		switch {
+		case u < 0x80:
+			return 1
+		case u < 0x800:
+			return 2
+		case u < 0x10000:
+			return 3
+		case u < 0x200000:
+			return 4
+		case u < 0x4000000:
+			return 5
+		}
+		return 6
+	}
+	unicharIsValid := func(ch uint32) bool {
+		if ch >= 0x110000 {
+			return false
+		}
+		if ch&0xFFFFF800 == 0xD800 {
+			return false
+		}
+		if ch >= 0xFDD0 && ch <= 0xFDEF {
+			return false
+		}
+		if ch&0xFFFE == 0xFFFE {
+			return false
+		}
+		return true
+	}
+	for i := 0; i < len(s); {
+		if s[i] == 0 {
+			return false
+		}
+		l := expectedLen(s[i])
+		if l == 0 || l > len(s)-i {
+			return false
+		}
+		if l == 1 {
+			i++
+			continue
+		}
+		masks := [...]byte{0, 0, 0x1f, 0x0f, 0x07, 0x03, 0x01}
+		u := uint32(s[i] & masks[l])
+		for j := 1; j < l; j++ {
+			if s[i+j]&0xc0 != 0x80 {
+				return false
+			}
+			u = u<<6 | uint32(s[i+j]&0x3f)
+		}
+		if encodedLen(u) != l || !unicharIsValid(u) {
+			return false
+		}
+		i += l
+	}
+	return true
 }
 
 const sdWhitespace = " \t\n\r"

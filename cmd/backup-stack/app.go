@@ -173,6 +173,9 @@ func backend(d hcl.Duplicati, wait, abortWait time.Duration, log *slog.Logger) (
 		default:
 			return nil, withCode(exitcode.Usage, errors.New("duplicati: url is set but neither password_file nor token_file: Duplicati 2.1 and later refuse a login without a password; set one of them in config.hcl"))
 		}
+		if host, clear := hcl.CleartextHost(d.URL); clear {
+			log.Warn(fmt.Sprintf("duplicati: url is plain http:// to %s, which is not a loopback address: the password or token crosses the network in clear; use https:// (with ca_file for a private CA) or a loopback address such as http://127.0.0.1:8200", host))
+		}
 	} else {
 		argv, err := execCommand(d)
 		if err != nil {
@@ -183,6 +186,11 @@ func backend(d hcl.Duplicati, wait, abortWait time.Duration, log *slog.Logger) (
 	b, err := duplicati.New(o)
 	if err != nil {
 		return nil, withCode(exitcode.Usage, err)
+	}
+	if d.CAFile != "" && d.URL != "" { // the exec route ignores ca_file (validate warns)
+		if err := duplicati.TrustCAFile(b, d.CAFile); err != nil {
+			return nil, withCode(exitcode.Usage, fmt.Errorf("duplicati: %w", err))
+		}
 	}
 	return b, nil
 }
@@ -377,11 +385,8 @@ type dailyFile struct {
 func (d *dailyFile) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	err := os.MkdirAll(d.dir, 0o755)
-	var f *os.File
-	if err == nil {
-		f, err = os.OpenFile(logPath(d.dir, d.stack, time.Now()), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	}
+	path := logPath(d.dir, d.stack, time.Now())
+	f, err := openLogFile(d.dir, filepath.Base(path), true)
 	if err == nil {
 		_, err = f.Write(p)
 		if cerr := f.Close(); err == nil {
@@ -393,6 +398,96 @@ func (d *dailyFile) Write(p []byte) (int, error) {
 		d.warn(err)
 	}
 	return len(p), nil
+}
+
+// openLogFile opens the file name of log_dir dir, to append to it (write,
+// creating dir 0700 and the file 0600 when missing) or to read it. It
+// refuses what another user could have planted to make the helper write
+// into (or read and send on) a file of its user's: dir must be a real
+// directory, not a symlink, owned by the user running the helper and not
+// writable by group or others; the file must be a regular file, not a
+// symlink (O_NOFOLLOW), owned by that user, with no other hard link.
+func openLogFile(dir, name string, write bool) (*os.File, error) {
+	uid := os.Geteuid()
+	if write {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("log_dir %s is a symlink: refusing to write the log through it; make log_dir a directory of its own", dir)
+		}
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer syscall.Close(dfd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(dfd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	switch {
+	case int(st.Uid) != uid:
+		return nil, fmt.Errorf("log_dir %s is owned by uid %d, not by the user running backup-stack (uid %d): refusing to write the log there; make it yours and private (sudo chown %d %s && chmod 700 %s)",
+			dir, st.Uid, uid, uid, shellQuote(dir), shellQuote(dir))
+	case st.Mode&0o022 != 0:
+		return nil, fmt.Errorf("log_dir %s can be written by group or others (mode %04o), who could plant a symlink there: refusing to write the log; make it private (chmod 700 %s)",
+			dir, st.Mode&0o7777, shellQuote(dir))
+	}
+	path := filepath.Join(dir, name)
+	flags := syscall.O_RDONLY
+	if write {
+		flags = syscall.O_WRONLY | syscall.O_APPEND | syscall.O_CREAT
+	}
+	// O_NONBLOCK: a planted FIFO must not block the open; it is refused below.
+	fd, err := syscall.Openat(dfd, name, flags|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0o600)
+	if err == syscall.ELOOP {
+		return nil, fmt.Errorf("log file %s is a symlink (planted by someone?): refusing to follow it; remove it", path)
+	}
+	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("log file %s is %s, not a regular file: refusing to use it; remove it", path, fileKind(fi.Mode()))
+		}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	var refuse error
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		refuse = fmt.Errorf("log file %s is %s, not a regular file: refusing to use it; remove it", path, fileKind(os.FileMode(st.Mode&0o777)|modeType(st.Mode)))
+	case int(st.Uid) != uid:
+		refuse = fmt.Errorf("log file %s is owned by uid %d, not by the user running backup-stack (uid %d): refusing to use it; remove it", path, st.Uid, uid)
+	case st.Nlink > 1:
+		refuse = fmt.Errorf("log file %s has %d hard links (one planted to another file?): refusing to use it; remove it", path, st.Nlink)
+	}
+	if refuse == nil {
+		refuse = syscall.SetNonblock(fd, false)
+	}
+	if refuse != nil {
+		syscall.Close(fd)
+		return nil, refuse
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// modeType maps the file type bits of a stat mode to os.FileMode's.
+func modeType(m uint32) os.FileMode {
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		return os.ModeDir
+	case syscall.S_IFCHR:
+		return os.ModeDevice | os.ModeCharDevice
+	case syscall.S_IFBLK:
+		return os.ModeDevice
+	case syscall.S_IFIFO:
+		return os.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		return os.ModeSocket
+	}
+	return os.ModeIrregular
 }
 
 // env builds the environment of the unit steps.

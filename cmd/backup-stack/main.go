@@ -108,6 +108,7 @@ func (app *App) Main(args []string) (code int) {
 	if cli.Config != "" {
 		app.ConfigDir = cli.Config
 	}
+	app.resolveTypedStack(kctx, &cli, args)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(app); err != nil {
 		fmt.Fprintf(stderr, "%sbackup-stack: %v\n", app.priority(slog.LevelError), err)

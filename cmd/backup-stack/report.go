@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,10 +23,13 @@ import (
 const logExcerptLines = 20
 
 // logExcerpt returns the last lines of a stack's log: from log_dir when it
-// is set (today's file), else from the journal.
+// is set (today's file), else from the journal. The file is opened with the
+// checks of the writer (openLogFile): the excerpt goes to notification
+// commands and the health ping, so a symlink planted in log_dir must not
+// make it send another file of the user's.
 func logExcerpt(ctx context.Context, logDir, stack string) string {
 	if logDir != "" {
-		if b, err := os.ReadFile(logPath(logDir, stack, time.Now())); err == nil {
+		if b, err := readLogTail(logDir, filepath.Base(logPath(logDir, stack, time.Now()))); err == nil {
 			return tail(string(b), logExcerptLines)
 		}
 	}
@@ -45,6 +48,23 @@ func logExcerpt(ctx context.Context, logDir, stack string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// maxExcerptRead bounds how much of the end of a log file logExcerpt reads.
+const maxExcerptRead = 256 << 10
+
+func readLogTail(dir, name string) ([]byte, error) {
+	f, err := openLogFile(dir, name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxExcerptRead {
+		if _, err := f.Seek(fi.Size()-maxExcerptRead, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	return io.ReadAll(io.LimitReader(f, maxExcerptRead))
 }
 
 func tail(s string, n int) string {

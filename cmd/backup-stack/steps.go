@@ -48,8 +48,8 @@ type planStep struct {
 // planStep loads this invocation's plan of stack. It never reads the HCL:
 // an edit, a broken or a deleted stack file changes nothing for this run.
 func (a *App) planStep(stack, name string) (*planStep, error) {
-	if !systemd.ValidStackName(stack) {
-		return nil, withCode(exitcode.Usage, fmt.Errorf("%q is not a stack name", stack))
+	if err := exactStack(stack); err != nil {
+		return nil, err
 	}
 	env, err := a.env(a.logger("", stack, name+" "+stack), 0)
 	if err != nil {
@@ -86,12 +86,16 @@ func (s *planStep) fail(err error) error {
 	return err
 }
 
-// GateCmd is the first ExecStartPre= of backup@.service.
+// GateCmd is the first ExecStartPre= of backup@.service. Like every step,
+// it is called with the exact stack name after "--" and takes it as it is.
 type GateCmd struct {
-	Stack string `arg:""`
+	Stack string `arg:"" help:"The stack's exact name (the units pass it after --)."`
 }
 
 func (c *GateCmd) Run(ctx context.Context, app *App) error {
+	if err := exactStack(c.Stack); err != nil {
+		return err
+	}
 	cfg, st, err := app.stack(c.Stack)
 	if err != nil {
 		return err
@@ -171,6 +175,9 @@ type HeldCmd struct {
 }
 
 func (c *HeldCmd) Run(ctx context.Context, app *App) error {
+	if err := exactStack(c.Stack); err != nil {
+		return err
+	}
 	fmt.Fprintf(app.Stderr, "stack %s is held down for its backup; starting the stack (or its socket) stops the backup (%s)\n",
 		c.Stack, systemd.BackupService(c.Stack))
 	return nil

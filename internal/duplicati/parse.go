@@ -17,7 +17,11 @@ import (
 // "Server state:" line with Running|Paused, exactly one "Active task:" line and exactly one
 // queue line ("Scheduler tasks: Empty" or "Scheduled tasks:" followed by at least one
 // "  [Task N]: BackupId = B" line): a missing queue line must not read as "empty queue",
-// which would let a waiter believe the job finished.
+// which would let a waiter believe the job finished. It is strict wherever a garbled line
+// could hide a task: task and backup IDs are digits only, a queue line needs a backup ID,
+// a line with a control character (ANSI escape, CR inside the line), a line that mentions
+// a task or a status field without reading exactly as the util prints it, and any text after
+// the queue lines (the util's last) are ErrUnparseable, never noise.
 func parseStatus(out string) (ServerState, error) {
 	var (
 		st                           ServerState
@@ -27,14 +31,23 @@ func parseStatus(out string) (ServerState, error) {
 	bad := func(format string, a ...any) (ServerState, error) {
 		return ServerState{}, fmt.Errorf("status output: %s: %w", fmt.Sprintf(format, a...), ErrUnparseable)
 	}
-	for _, raw := range strings.Split(strings.ReplaceAll(out, "\r\n", "\n"), "\n") {
+	for _, raw := range strings.Split(out, "\n") {
 		line := strings.TrimRight(raw, " \t\r")
+		if i := strings.IndexFunc(line, isControl); i >= 0 {
+			// The util writes plain lines; an ANSI escape or a CR inside a line (a TTY, a
+			// wrapper) could hide or change what a line says.
+			return bad("line %q contains the control character %q (an ANSI escape or a TTY?)", shorten(line, 120), line[i])
+		}
 		trim := strings.TrimSpace(line)
 		if inQueue {
 			if strings.HasPrefix(trim, "[Task ") {
 				t, err := parseTaskRef(trim)
 				if err != nil {
 					return bad("queue line %q: %v", trim, err)
+				}
+				if t.BackupID == "" {
+					// The queue lists only tasks with a backup (GetQueueWithIds).
+					return bad("queue line %q has no backup ID", trim)
 				}
 				st.Queued = append(st.Queued, t)
 				continue
@@ -46,6 +59,10 @@ func parseStatus(out string) (ServerState, error) {
 		}
 		switch {
 		case trim == "":
+		case haveQ && !inQueue:
+			// The queue line(s) are the util's last: anything after them is a cut or
+			// garbled line (a truncated last queue line would otherwise read as noise).
+			return bad("line %q after the queue lines", shorten(line, 120))
 		case strings.HasPrefix(line, "Server state:"):
 			if haveState {
 				return bad("two %q lines", "Server state:")
@@ -86,6 +103,10 @@ func parseStatus(out string) (ServerState, error) {
 			return bad("task line %q outside the queue section", trim)
 		case strings.HasPrefix(line, "Scheduler tasks:"), strings.HasPrefix(line, "Scheduled tasks:"):
 			return bad("unknown queue line %q", line)
+		case looksLikeStatus(line):
+			// A task or status line that does not read exactly as the util prints it: as
+			// noise it could hide a queued or active task.
+			return bad("line %q looks like a status line but does not read as one", shorten(line, 120))
 		default:
 			// "Connecting to ...", auth messages ("Failed to use refresh token: ..."), etc.
 		}
@@ -102,6 +123,28 @@ func parseStatus(out string) (ServerState, error) {
 		return bad("no queue line (%q or %q)", "Scheduler tasks: Empty", "Scheduled tasks:")
 	}
 	return st, nil
+}
+
+// isControl reports the control characters that never occur in a util line (tab aside).
+func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
+
+// statusWords are the parts of status lines; compared without white space and case.
+var statusWords = []string{"[task", "backupid", "serverstate:", "activetask:", "scheduledtasks:", "schedulertasks:"}
+
+// looksLikeStatus reports a line that mentions a task or a status field, however garbled.
+func looksLikeStatus(line string) bool {
+	squeezed := strings.ToLower(strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, line))
+	for _, w := range statusWords {
+		if strings.Contains(squeezed, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseTaskRef parses "[Task 12]: BackupId = 1" (the backup ID may be empty).
@@ -154,8 +197,10 @@ func parseListBackups(out string) ([]backupEntry, error) {
 			continue
 		}
 		id, name, ok := strings.Cut(line, ": ")
-		if !ok || id == "" || strings.ContainsAny(id, " \t:") {
-			continue // "Connecting to ...", auth messages
+		if !ok || !isDigits(id) {
+			// "Connecting to ...", auth messages ("Warning: The encryption key is
+			// missing, ..."): a backup ID is digits only.
+			continue
 		}
 		list = append(list, backupEntry{ID: id, Name: name})
 	}
@@ -176,10 +221,13 @@ func matchBackup(list []backupEntry, job string) (backupEntry, bool) {
 	return backupEntry{}, false
 }
 
-// parseRunLine finds "Running backup <Name> (ID: <id>)" in `run` output.
+// parseRunLine finds "Running backup <Name> (ID: <id>)" in `run` output. The ID must be
+// digits only, exactly as the util prints it: a line with anything else there (trailing
+// text, an ANSI escape, a space) is not a run line, so a garbled line can never make the
+// caller follow another backup than the one it resolved.
 func parseRunLine(out string) (name, id string, ok bool) {
 	for _, raw := range strings.Split(out, "\n") {
-		line := strings.TrimSpace(raw)
+		line := strings.TrimRight(raw, " \t\r")
 		rest, found := strings.CutPrefix(line, "Running backup ")
 		if !found || !strings.HasSuffix(rest, ")") {
 			continue
@@ -188,8 +236,8 @@ func parseRunLine(out string) (name, id string, ok bool) {
 		if i < 0 {
 			continue
 		}
-		id = strings.TrimSpace(strings.TrimSuffix(rest[i+len(" (ID: "):], ")"))
-		if id == "" {
+		id = strings.TrimSuffix(rest[i+len(" (ID: "):], ")")
+		if !isDigits(id) {
 			continue
 		}
 		return rest[:i], id, true

@@ -36,6 +36,18 @@ func TestParseStatus(t *testing.T) {
 		{name: "scheduled header without tasks", out: "Server state: Running\nActive task: None\nScheduled tasks:\n\n", bad: true},
 		{name: "two active lines", out: "Server state: Running\nActive task: None\nActive task: None\nScheduler tasks: Empty\n", bad: true},
 		{name: "stray task line", out: "Server state: Running\nActive task: None\nScheduler tasks: Empty\n  [Task 3]: BackupId = 1\n", bad: true},
+		// A garbled second queue line must not end the queue quietly (backup 2 would look gone).
+		{name: "garbled later queue line", out: "Server state: Paused\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = 1\nx  [Task 5]: BackupId = 2\n", bad: true},
+		{name: "ANSI before a later queue line", out: "Server state: Paused\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = 1\n\x1b[0m  [Task 5]: BackupId = 2\n", bad: true},
+		{name: "ANSI inside a later queue line", out: "Server state: Paused\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = 1\n  [Ta\x1b[0msk 5]: BackupId = 2\n", bad: true},
+		{name: "space inside a later queue line", out: "Server state: Paused\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = 1\n  [ Task 5]: BackupId = 2\n", bad: true},
+		{name: "queue line without a backup", out: "Server state: Running\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = \n", bad: true},
+		{name: "ANSI reset after the backup ID", out: "Server state: Running\nActive task: [Task 12]: BackupId = 1\x1b[0m\nScheduler tasks: Empty\n", bad: true},
+		{name: "text after the backup ID", out: "Server state: Running\nActive task: [Task 12]: BackupId = 1 (Backup)\nScheduler tasks: Empty\n", bad: true},
+		{name: "CR inside a line", out: "Server state: Running\nActive task: [Task 12]:\r BackupId = 1\nScheduler tasks: Empty\n", bad: true},
+		{name: "cut last queue line", out: "Server state: Paused\nActive task: None\nScheduled tasks:\n  [Task 4]: BackupId = 1\n  [Ta", bad: true},
+		{name: "text after the queue", out: "Server state: Running\nActive task: None\nScheduler tasks: Empty\nWarning: odd\n", bad: true},
+		{name: "indented status line", out: "Server state: Running\n Active task: [Task 12]: BackupId = 1\nActive task: None\nScheduler tasks: Empty\n", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +108,34 @@ func TestParseRunLine(t *testing.T) {
 	}
 	if _, _, ok := parseRunLine("Connecting...\n"); ok {
 		t.Fatal("matched nothing")
+	}
+	// Digits only: a garbled ID must never become the backup the caller follows.
+	for _, out := range []string{
+		"Running backup Docs (ID: 1x)\n",
+		"Running backup Docs (ID: 1 (Backup))\n",
+		"Running backup Docs (ID:  1)\n",
+		"Running backup Docs (ID: \x1b[0m1)\n",
+		"Running backup Docs (ID: -1)\n",
+		"Running backup Docs (ID: )\n",
+	} {
+		if _, id, ok := parseRunLine(out); ok {
+			t.Errorf("%q: parsed ID %q", out, id)
+		}
+	}
+	if _, id, ok := parseRunLine("Running backup Docs (ID: 7)\r\n\n"); !ok || id != "7" {
+		t.Errorf("CRLF: %q %v", id, ok)
+	}
+}
+
+func TestParseListBackupsIDsAreDigits(t *testing.T) {
+	// Reference §10.4: the util's auth warning looks like an "X: Y" entry.
+	out := "Connecting to http://127.0.0.1:8200/...\nWarning: The encryption key is missing, saving login token without encryption\n1: Docs\n\n1a: odd\n\n"
+	list, err := parseListBackups(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []backupEntry{{"1", "Docs"}}; !reflect.DeepEqual(list, want) {
+		t.Fatalf("got %v, want %v", list, want)
 	}
 }
 

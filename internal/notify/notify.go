@@ -88,10 +88,16 @@ func PingURL(base, kind string) string {
 
 // Ping sends one ping with body (a short log excerpt) and retries once.
 // Its error never contains the URL, which is as good as a password.
+// Redirects are never followed, whatever client is given: the next request
+// would carry the ping URL's path (the check's secret) and the log excerpt
+// to whatever host the Location names. A 3xx answer is an error naming the
+// Location's host only.
 func Ping(ctx context.Context, client *http.Client, base, kind, body string) error {
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second}
+	if client != nil {
+		c = *client
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if len(body) > 10000 {
 		body = body[len(body)-10000:]
 	}
@@ -109,7 +115,7 @@ func Ping(ctx context.Context, client *http.Client, base, kind, body string) err
 			return errors.New("invalid healthcheck url")
 		}
 		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-		resp, err := client.Do(req)
+		resp, err := c.Do(req)
 		if err != nil {
 			last = redact(err)
 			continue
@@ -118,6 +124,10 @@ func Ping(ctx context.Context, client *http.Client, base, kind, body string) err
 		resp.Body.Close()
 		if resp.StatusCode/100 == 2 {
 			return nil
+		}
+		if resp.StatusCode/100 == 3 {
+			// Asking again would be redirected again.
+			return fmt.Errorf("healthcheck answered %s, a redirect %s; redirects are not followed (the ping URL would go along): set the healthcheck url to the final address", resp.Status, redirectTarget(req.URL, resp.Header.Get("Location")))
 		}
 		last = fmt.Errorf("healthcheck answered %s", resp.Status)
 	}
@@ -131,4 +141,22 @@ func redact(err error) error {
 		return fmt.Errorf("healthcheck %s: %w", ue.Op, ue.Err)
 	}
 	return errors.New("healthcheck request failed")
+}
+
+// redirectTarget names where a Location points: its host only, since its
+// path may hold a check's secret like the ping URL's.
+func redirectTarget(from *url.URL, location string) string {
+	if location == "" {
+		return "without a Location"
+	}
+	to, err := from.Parse(location)
+	switch {
+	case err != nil:
+		return "to an unreadable Location"
+	case to.Host == "":
+		return "to a Location without a host"
+	case strings.EqualFold(to.Host, from.Host) && to.Scheme != from.Scheme:
+		return "to " + to.Scheme + "://" + to.Host
+	}
+	return "to host " + to.Host
 }

@@ -83,31 +83,152 @@ func isBackupTimer(u string) bool {
 	return strings.HasPrefix(u, "backup@") && strings.HasSuffix(u, ".timer") && u != TimerTemplate
 }
 
-// ValidStackName reports whether name may be a stack name. The allowed set
-// is small on purpose: the name becomes the instance of backup@.service and
-// reaches unit files through %i without any escaping.
-func ValidStackName(name string) bool {
-	if name == "" || len(name) > 200 {
-		return false
+// MaxStackName is the longest stack name: it becomes part of unit names
+// (backup-notify@<name>.service), which systemd limits to 255 characters.
+const MaxStackName = 200
+
+// ValidStackName reports whether name may be a stack name (CheckStackName).
+func ValidStackName(name string) bool { return CheckStackName(name) == nil }
+
+// CheckStackName says why name cannot be a stack name. The allowed set is
+// small on purpose: letters, digits, '-' and '_', starting with a letter or
+// a digit. The name becomes the instance of backup@.service and reaches
+// unit files through %i without any escaping, and it is an argument of the
+// helper on every line of the units: a name starting with '-' ("-h",
+// "--help") would be read as an option.
+func CheckStackName(name string) error {
+	const rule = "a stack name must start with a letter or a digit and may only contain letters, digits, '-' and '_'"
+	if name == "" {
+		return errors.New("the stack name is empty; " + rule)
+	}
+	if len(name) > MaxStackName {
+		return fmt.Errorf("the stack name is %d characters long, at most %d are allowed; %s", len(name), MaxStackName, rule)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
+			return fmt.Errorf("%q contains %q; %s", name, r, rule)
 		}
 	}
-	return true
+	if c := name[0]; c == '-' || c == '_' {
+		return fmt.Errorf("%q starts with %q; %s", name, c, rule)
+	}
+	return nil
 }
 
-// StackFromArg turns what a user typed into a stack name. Like the seed, it
-// accepts the stack's unit name (cryptpad-stack.service) and, for
-// convenience, the backup unit (backup@cryptpad.service).
+// StackFromArg turns a unit name into the stack name it stands for:
+// backup@cryptpad.service (or .timer) and cryptpad-stack.service give
+// cryptpad, cryptpad.service gives cryptpad. A valid stack name comes back
+// as it is, never shortened: X-stack is the stack X-stack. Units pass the
+// exact name, and what a person types goes through ResolveStackArg, which
+// shortens only when no stack has the exact name.
 func StackFromArg(arg string) string {
 	s := strings.TrimSpace(arg)
+	if ValidStackName(s) {
+		return s
+	}
 	if rest, ok := strings.CutPrefix(s, "backup@"); ok {
 		return strings.TrimSuffix(strings.TrimSuffix(rest, ".service"), ".timer")
 	}
 	s = strings.TrimSuffix(s, ".service")
 	return strings.TrimSuffix(s, "-stack")
+}
+
+// ResolveStackArg turns what a person typed into a stack name. Like the
+// seed, it accepts the stack's unit name (cryptpad-stack.service, or
+// cryptpad-stack) and the backup unit (backup@cryptpad.service), but only
+// when no stack has exactly the name typed: exists says whether a stack of
+// that name exists. When nothing matches it returns StackFromArg(arg), for
+// the error message.
+func ResolveStackArg(arg string, exists func(string) bool) string {
+	s := strings.TrimSpace(arg)
+	if exists(s) {
+		return s
+	}
+	var candidates []string
+	if rest, ok := strings.CutPrefix(s, "backup@"); ok {
+		candidates = append(candidates, strings.TrimSuffix(strings.TrimSuffix(rest, ".service"), ".timer"))
+	} else {
+		t := strings.TrimSuffix(s, ".service")
+		// The unit-name convention first: X-stack.service is the unit of X.
+		candidates = append(candidates, strings.TrimSuffix(t, "-stack"), t)
+	}
+	for _, c := range candidates {
+		if c != s && exists(c) {
+			return c
+		}
+	}
+	return StackFromArg(s)
+}
+
+// OwnUnit reports whether name is one of this project's units (any
+// instance, drop-in owner or template): backup@, backup-hold@,
+// backup-notify@, backup-recover.service and the rootless mode's
+// backup-generator-render units.
+func OwnUnit(name string) bool {
+	for _, p := range []string{"backup@", "backup-hold@", "backup-notify@", "backup-generator-render."} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return name == RecoverService
+}
+
+// specialUnits are the special units of systemd.special(7) that are not
+// targets (every target fails the type check anyway), for the system and
+// the user manager.
+var specialUnits = map[string]string{
+	"-.mount":                       "the root file system",
+	"-.slice":                       "the root slice",
+	"system.slice":                  "a slice of the manager",
+	"user.slice":                    "a slice of the manager",
+	"machine.slice":                 "a slice of the manager",
+	"app.slice":                     "a slice of the user manager",
+	"background.slice":              "a slice of the user manager",
+	"session.slice":                 "a slice of the user manager",
+	"init.scope":                    "the manager itself",
+	"dbus.service":                  "the D-Bus bus",
+	"dbus.socket":                   "the D-Bus bus",
+	"display-manager.service":       "the display manager",
+	"syslog.socket":                 "the syslog socket",
+	"system-update-cleanup.service": "part of offline updates",
+}
+
+// StackUnitError is the error of CheckStackUnit. Rule names the rule that
+// the unit breaks: "name" (CheckUnitName), "special", "own", "option" or
+// "type".
+type StackUnitError struct {
+	Rule string
+	Err  error
+}
+
+func (e *StackUnitError) Error() string { return e.Err.Error() }
+func (e *StackUnitError) Unwrap() error { return e.Err }
+
+// CheckStackUnit applies, on top of CheckUnitName, the rules for a unit
+// that a backup stops and starts again (a stack's unit, its on-demand
+// socket and service): not a special unit of systemd, which a backup must
+// never stop; not one of this project's own units, which would stop the
+// backup itself; not starting with '-', which systemctl would read as an
+// option; and of type typ (".service" or ".socket"). The error is a
+// *StackUnitError.
+func CheckStackUnit(name, typ string) error {
+	fail := func(rule string, err error) error { return &StackUnitError{Rule: rule, Err: err} }
+	if err := CheckUnitName(name); err != nil {
+		return fail("name", err)
+	}
+	if what, ok := specialUnits[name]; ok {
+		return fail("special", fmt.Errorf("%q is a special unit of systemd (%s, see systemd.special(7)); a backup must never stop it: name the stack's own unit", name, what))
+	}
+	if OwnUnit(name) {
+		return fail("own", fmt.Errorf("%q is one of backup-stack's own units (backup@*, backup-hold@*, backup-notify@*, backup-recover.service, backup-generator-render.*); holding it down would stop the backup itself: name the stack's own unit", name))
+	}
+	if strings.HasPrefix(name, "-") {
+		return fail("option", fmt.Errorf("%q starts with '-', which systemctl would read as an option; rename the unit", name))
+	}
+	if !strings.HasSuffix(name, typ) {
+		return fail("type", fmt.Errorf("%q must name a %s unit", name, typ))
+	}
+	return nil
 }
 
 var unitTypes = []string{"service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope"}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package duplicati
+
+const raceEnabled = false

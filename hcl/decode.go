@@ -10,6 +10,8 @@ import (
 	hhcl "github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
@@ -100,6 +102,7 @@ var defaultsSchema = &hhcl.BodySchema{
 // decoder collects diagnostics while decoding one file.
 type decoder struct {
 	diags hhcl.Diagnostics
+	src   []byte // the file's bytes, to use strings as written (see asWritten)
 }
 
 func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any) {
@@ -155,7 +158,7 @@ func (d *decoder) str(attrs hhcl.Attributes, name string, dst *string, allowEmpt
 		d.errorf(a.Expr.Range(), "Invalid characters", "%s must not contain a newline or NUL character.", name)
 		return nil
 	}
-	*dst = s
+	*dst = d.asWritten(a.Expr, s, name)
 	return a
 }
 
@@ -180,14 +183,50 @@ func (d *decoder) stringList(attrs hhcl.Attributes, name string, dst *[]string) 
 	if !ok {
 		return nil
 	}
+	tuple, _ := a.Expr.(*hclsyntax.TupleConsExpr)
 	for i, s := range l {
 		if strings.ContainsRune(s, 0) {
 			d.errorf(elemRange(a, i), "Invalid characters", "%s[%d] must not contain a NUL character.", name, i)
 			return nil
 		}
+		if tuple != nil && i < len(tuple.Exprs) {
+			l[i] = d.asWritten(tuple.Exprs[i], s, fmt.Sprintf("%s[%d]", name, i))
+		}
 	}
 	*dst = l
 	return a
+}
+
+// asWritten returns a string literal as the file spells it. HCL's parser normalises every
+// string to Unicode NFC, so a path written in NFD (as macOS and some tools create names)
+// would name another file than the one on disk; where the literal has no escapes or
+// templates, its bytes are used as written. Where they cannot be (escapes), a warning says
+// what is used instead.
+func (d *decoder) asWritten(expr hhcl.Expression, decoded, what string) string {
+	te, ok := expr.(*hclsyntax.TemplateExpr)
+	if !ok || len(te.Parts) != 1 || len(d.src) == 0 {
+		return decoded
+	}
+	lit, ok := te.Parts[0].(*hclsyntax.LiteralValueExpr)
+	if !ok {
+		return decoded
+	}
+	r := lit.SrcRange
+	if r.Start.Byte < 0 || r.End.Byte > len(d.src) || r.Start.Byte > r.End.Byte {
+		return decoded
+	}
+	raw := string(d.src[r.Start.Byte:r.End.Byte])
+	if raw == decoded || norm.NFC.IsNormalString(raw) {
+		return decoded
+	}
+	if strings.ContainsAny(raw, `\$%`) {
+		d.warnf(expr.Range(), "Unicode normalised", "%s is written in a decomposed Unicode form (not NFC) together with escapes or $ or %%; HCL normalises it, so %q is used, which may name another file than the one you meant; write it without escapes to use it byte for byte.", what, decoded)
+		return decoded
+	}
+	if norm.NFC.String(raw) != decoded {
+		return decoded
+	}
+	return raw
 }
 
 // ParseConfig decodes config.hcl from src. A nil src gives the defaults.
@@ -211,7 +250,7 @@ func ParseConfig(filename string, src []byte) (*Config, hhcl.Diagnostics) {
 	if diags.HasErrors() {
 		return cfg, diags
 	}
-	d := &decoder{diags: diags}
+	d := &decoder{diags: diags, src: src}
 	c := d.content(f.Body, configSchema)
 	if c == nil {
 		return cfg, d.diags
@@ -352,7 +391,7 @@ func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnost
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	d := &decoder{diags: diags}
+	d := &decoder{diags: diags, src: src}
 	d.checkFileName(filename)
 	c := d.content(f.Body, stackFileSchema)
 	if c == nil {

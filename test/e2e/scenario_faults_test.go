@@ -94,11 +94,11 @@ func faultCrashScenario(t *testing.T, kind faultCrashKind) {
 		sawRun := false
 		for _, p := range killed {
 			desc = append(desc, fmt.Sprintf("%d %q (%s)", p.PID, p.Cmdline, p.Cgroup))
-			sawRun = sawRun || strings.Contains(p.Cmdline, "backup-stack run "+name)
+			sawRun = sawRun || strings.Contains(p.Cmdline, "backup-stack run -- "+name)
 		}
 		t.Logf("manager SIGKILLed %s into the job; then killed its units' processes: %s", faultMs(crashAt.Sub(job.Started)), strings.Join(desc, "; "))
 		if !sawRun {
-			t.Errorf("no `backup-stack run %s` process was left to kill after the manager's SIGKILL (DESIGN fact 15 says it survives): %v", name, desc)
+			t.Errorf("no `backup-stack run -- %s` process was left to kill after the manager's SIGKILL (DESIGN fact 15 says it survives): %v", name, desc)
 		}
 	}
 	// The stack is down, the plan says so, nothing restored it.

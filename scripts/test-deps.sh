@@ -29,6 +29,7 @@ check systemd /lib/systemd/systemd              # the tests start `systemd --use
 check util-linux /usr/bin/unshare
 check make /usr/bin/make
 check strace /usr/bin/strace                  # the generator sandbox test watches its system calls
+check sudo /usr/bin/sudo                      # the install test runs install.sh as a non-root user with sudo
 if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then
 	need+=(busybox-static) # a dynamic busybox cannot be the base image's only binary
 fi

@@ -16,10 +16,13 @@ import (
 	"time"
 )
 
-// install.sh tests: (a) install, reinstall and uninstall in a sandbox HOME, prefix and
-// generator directory (BACKUP_STACK_GENERATOR_DIR), comparing full file listings;
-// (b) the rootless mode under a real systemd --user manager: the path unit re-renders
-// when stack files come and go, and --uninstall leaves nothing behind.
+// install.sh tests: (a) install, reinstall and uninstall in a sandbox HOME and prefix, with
+// the root-owned programs (--libexec) and the generator directory
+// (BACKUP_STACK_GENERATOR_DIR) in a root-owned directory of the test's under /opt,
+// comparing full file listings; (b) the rootless mode under a real systemd --user manager:
+// the path unit re-renders when stack files come and go, and --uninstall leaves nothing
+// behind. install_sudo_test.go: root mode run by a non-root user through sudo, refusals,
+// a planted manifest, and the generator in the manager of a user without configuration.
 
 // installSource copies the repository's source (no .git, no test binaries) into a temp dir
 // once per test, so that both installs of a test build the same code even while the
@@ -27,6 +30,13 @@ import (
 func installSource(t *testing.T) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "src")
+	copySource(t, dst)
+	return dst
+}
+
+// copySource copies the repository's source (as installSource) into dst.
+func copySource(t *testing.T, dst string) {
+	t.Helper()
 	err := filepath.WalkDir(suite.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -50,7 +60,6 @@ func installSource(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("copying the source: %v", err)
 	}
-	return dst
 }
 
 func copyFile(src, dst string, mode fs.FileMode) error {
@@ -200,7 +209,10 @@ func diffListing(before, after map[string]string) string {
 func installPrereqs(t *testing.T) {
 	t.Helper()
 	var missing []string
-	for _, tool := range []string{"bash", "go", "sha256sum", "cmp"} {
+	if os.Geteuid() != 0 {
+		missing = append(missing, "not root (root mode installs root-owned files)")
+	}
+	for _, tool := range []string{"bash", "go", "sha256sum", "cmp", "realpath"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, "no "+tool)
 		}
@@ -214,18 +226,21 @@ func installPrereqs(t *testing.T) {
 	}
 }
 
-// TestInstallUninstall: root mode with the generator directory pointed at a temp dir.
-// Install, install again (nothing changes, not even an mtime), the generator reached
-// through its symlink finds backup-stack next to its real path, and --uninstall leaves
-// exactly the files that were there before plus the user's own stack file.
+// TestInstallUninstall: root mode (as root) with --libexec and the generator directory in
+// a root-owned directory of the test's. Install, install again (nothing changes, not even
+// an mtime), the generator reached through its symlink finds the root-owned backup-stack
+// next to its real path, and --uninstall leaves exactly the files that were there before
+// plus the user's own stack file.
 func TestInstallUninstall(t *testing.T) {
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()
+	sys := systemDir(t, "uninst")
 	home := filepath.Join(s, "home")
 	config := filepath.Join(home, ".config")
 	prefix := filepath.Join(s, "opt", "bs", "bin")
-	genDir := filepath.Join(s, "lib", "systemd", "user-generators")
+	libexec := filepath.Join(sys, "libexec", "backup-stack")
+	genDir := filepath.Join(sys, "lib", "systemd", "user-generators")
 	sandboxHome(t, home, config)
 	env := append(goEnv(t),
 		"PATH="+os.Getenv("PATH"),
@@ -236,17 +251,24 @@ func TestInstallUninstall(t *testing.T) {
 		"BACKUP_STACK_GENERATOR_DIR="+genDir,
 	)
 
-	before := listing(t, false, s)
-	out, err := runInstall(t, src, env, "--prefix", prefix)
+	before := listing(t, false, s, sys)
+	out, err := runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec)
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
 	t.Logf("install.sh output:\n%s", out)
 	link := filepath.Join(genDir, "backup-generator")
-	if target, err := os.Readlink(link); err != nil || target != filepath.Join(prefix, "backup-generator") {
-		t.Fatalf("generator link %s -> %q (%v), want -> %s", link, target, err, filepath.Join(prefix, "backup-generator"))
+	if target, err := os.Readlink(link); err != nil || target != filepath.Join(libexec, "backup-generator") {
+		t.Fatalf("generator link %s -> %q (%v), want -> %s", link, target, err, filepath.Join(libexec, "backup-generator"))
 	}
-	for _, f := range []string{filepath.Join(prefix, "backup-generator"), filepath.Join(prefix, "backup-stack"),
+	for _, name := range []string{"backup-generator", "backup-stack"} {
+		assertRootOwnedChain(t, filepath.Join(libexec, name), 0o755)
+		// The user's convenience links point at the root-owned programs.
+		if target, err := os.Readlink(filepath.Join(prefix, name)); err != nil || target != filepath.Join(libexec, name) {
+			t.Errorf("%s -> %q (%v), want a symlink to %s", filepath.Join(prefix, name), target, err, filepath.Join(libexec, name))
+		}
+	}
+	for _, f := range []string{filepath.Join(libexec, ".backup-stack-install"),
 		filepath.Join(config, "backup-stack", "stacks", "_template.hcl"),
 		filepath.Join(home, ".local", "share", "backup-stack", "install-manifest")} {
 		if _, err := os.Stat(f); err != nil {
@@ -258,12 +280,12 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// Twice: nothing changes.
-	first := listing(t, true, s)
-	out, err = runInstall(t, src, env, "--prefix", prefix)
+	first := listing(t, true, s, sys)
+	out, err = runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec)
 	if err != nil {
 		t.Fatalf("second install: %v\n%s", err, out)
 	}
-	if d := diffListing(first, listing(t, true, s)); d != "" {
+	if d := diffListing(first, listing(t, true, s, sys)); d != "" {
 		t.Errorf("second install changed files:\n%s\noutput:\n%s", d, out)
 	}
 	if !strings.Contains(out, "nothing changed") {
@@ -271,7 +293,7 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// The generator, run through its symlink as systemd runs it, finds the helper next to
-	// its resolved path.
+	// its resolved path: the root-owned one.
 	stackFile := filepath.Join(config, "backup-stack", "stacks", "mine.hcl")
 	if err := os.WriteFile(stackFile, []byte("stack \"mine\" {\n  jobs = [\"mine\"]\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -282,7 +304,7 @@ func TestInstallUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s --dry-run: %v\n%s", link, err, gen)
 	}
-	if want := fmt.Sprintf("ExecStartPre=%q \"gate\" \"mine\"", filepath.Join(prefix, "backup-stack")); !strings.Contains(string(gen), want) {
+	if want := fmt.Sprintf("ExecStartPre=%q \"gate\" \"--\" \"mine\"", filepath.Join(libexec, "backup-stack")); !strings.Contains(string(gen), want) {
 		t.Errorf("generator output lacks %q:\n%s", want, gen)
 	}
 
@@ -291,7 +313,7 @@ func TestInstallUninstall(t *testing.T) {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
 	t.Logf("uninstall output:\n%s", out)
-	after := listing(t, false, s)
+	after := listing(t, false, s, sys)
 	// The user's stack file and the stacks directory holding it stay; nothing else may.
 	if b, err := os.ReadFile(stackFile); err != nil || !strings.Contains(string(b), "mine") {
 		t.Errorf("the user's stack file is gone or changed: %v", err)
@@ -313,18 +335,19 @@ func TestInstallUninstall(t *testing.T) {
 	if err := os.RemoveAll(userOwn); err != nil {
 		t.Fatal(err)
 	}
-	before = listing(t, false, s)
-	if out, err := runInstall(t, src, env, "--prefix", prefix); err != nil {
+	before = listing(t, false, s, sys)
+	if out, err := runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec); err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
 	if out, err := runInstall(t, src, env, "--uninstall"); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
-	if d := diffListing(before, listing(t, false, s)); d != "" {
+	if d := diffListing(before, listing(t, false, s, sys)); d != "" {
 		t.Errorf("install + uninstall left differences:\n%s", d)
 	}
-	// Uninstalling again is a no-op.
-	if out, err := runInstall(t, src, env, "--uninstall"); err != nil || !strings.Contains(out, "Nothing to uninstall") {
+	// Uninstalling again is a no-op (--libexec: root without a manifest would otherwise
+	// look at the default /usr/local/libexec/backup-stack, which is not this test's).
+	if out, err := runInstall(t, src, env, "--uninstall", "--libexec", libexec); err != nil || !strings.Contains(out, "Nothing to uninstall") {
 		t.Errorf("second uninstall: %v\n%s", err, out)
 	}
 }
@@ -334,9 +357,11 @@ func TestInstallRefusesForeignFiles(t *testing.T) {
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()
+	sys := systemDir(t, "foreign")
 	home := filepath.Join(s, "home")
 	prefix := filepath.Join(s, "bin")
-	genDir := filepath.Join(s, "gen")
+	libexec := filepath.Join(sys, "libexec")
+	genDir := filepath.Join(sys, "gen")
 	sandboxHome(t, home, filepath.Join(home, ".config"))
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		t.Fatal(err)
@@ -347,7 +372,7 @@ func TestInstallRefusesForeignFiles(t *testing.T) {
 	}
 	env := append(goEnv(t), "PATH="+os.Getenv("PATH"), "HOME="+home, "USER=tester",
 		"XDG_RUNTIME_DIR="+filepath.Join(s, "run"), "BACKUP_STACK_GENERATOR_DIR="+genDir)
-	out, err := runInstall(t, src, env, "--prefix", prefix)
+	out, err := runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec)
 	if err == nil || !strings.Contains(out, "was not installed by install.sh") {
 		t.Fatalf("install over a foreign %s: %v\n%s", mine, err, out)
 	}
@@ -358,11 +383,62 @@ func TestInstallRefusesForeignFiles(t *testing.T) {
 	if out, err := runInstall(t, src, env, "--uninstall"); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(filepath.Join(prefix, "backup-generator")); err == nil {
+	if _, err := os.Lstat(filepath.Join(prefix, "backup-generator")); err == nil {
 		t.Error("backup-generator left behind")
+	}
+	if _, err := os.Lstat(filepath.Join(genDir, "backup-generator")); err == nil {
+		t.Error("the generator link was left behind")
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("the foreign file was removed: %v", err)
+	}
+
+	// Nor a program in the libexec directory that is not in install.sh's root-owned record.
+	if err := os.Remove(mine); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(libexec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(libexec, "backup-stack")
+	if err := os.WriteFile(theirs, []byte("#!/bin/sh\necho theirs\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec); err == nil || !strings.Contains(out, theirs+" exists and was not installed by install.sh") {
+		t.Errorf("install over a foreign %s: %v\n%s", theirs, err, out)
+	}
+	if b, _ := os.ReadFile(theirs); string(b) != "#!/bin/sh\necho theirs\n" {
+		t.Errorf("foreign %s changed: %q", theirs, b)
+	}
+	if err := os.Remove(theirs); err != nil {
+		t.Fatal(err)
+	}
+	// Nor a generator link that is not its own (here: to another root-owned program).
+	other := filepath.Join(sys, "other", "backup-generator")
+	if err := os.MkdirAll(filepath.Dir(other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(genDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, filepath.Join(genDir, "backup-generator")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runInstall(t, src, env, "--prefix", prefix, "--libexec", libexec); err == nil || !strings.Contains(out, "is not install.sh's link to "+libexec+"/backup-generator") {
+		t.Errorf("install with a foreign generator link: %v\n%s", err, out)
+	}
+	if target, _ := os.Readlink(filepath.Join(genDir, "backup-generator")); target != other {
+		t.Errorf("the foreign generator link was changed: -> %q", target)
+	}
+	// Uninstall (as root, --libexec given) leaves the foreign link alone.
+	if out, err := runInstall(t, src, env, "--uninstall", "--libexec", libexec); err != nil {
+		t.Errorf("uninstall: %v\n%s", err, out)
+	}
+	if target, _ := os.Readlink(filepath.Join(genDir, "backup-generator")); target != other {
+		t.Errorf("uninstall changed the foreign generator link: -> %q", target)
 	}
 }
 

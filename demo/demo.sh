@@ -53,6 +53,10 @@ HOME_D=$T/home
 CONFIG=$HOME_D/.config
 RUN=$T/run
 BIN=$T/bin
+# install.sh puts the programs root-owned into a libexec directory and the generator link
+# into a generator directory, both root-owned all the way up and readable by everyone
+# (every user manager runs the generator): under /run, not the private $T.
+SYS=""
 MANAGER_PID=""
 SIM_PID=""
 IMPORTED=0
@@ -85,6 +89,7 @@ cleanup() {
 		done
 	fi
 	rm -rf "$T"
+	[ -z "$SYS" ] || rm -rf "$SYS"
 	[ $rc = 0 ] || echo "demo: cleaned up after the failure (manager, simulator, containers, networks, image, $T)" >&2
 	exit $rc
 }
@@ -96,7 +101,9 @@ sc() { env -i PATH="$PATH" XDG_RUNTIME_DIR="$RUN" LANG=C.UTF-8 SYSTEMD_COLORS=0 
 indent() { sed 's/^/           /'; }
 
 log "demo $ID in $T ($([ $PODMAN = 1 ] && echo "podman-compose stacks" || echo "no podman: sleep-infinity stacks"))"
-mkdir -p "$HOME_D" "$CONFIG/go/telemetry" "$RUN" "$BIN" "$T/generators" "$CONFIG/systemd/user"
+SYS=$(mktemp -d /run/backup-stack-demo-sys.XXXXXX)
+chmod 0755 "$SYS"
+mkdir -p "$HOME_D" "$CONFIG/go/telemetry" "$RUN" "$BIN" "$SYS/generators" "$CONFIG/systemd/user"
 chmod 0700 "$RUN"
 echo off >"$CONFIG/go/telemetry/mode"
 cat >"$CONTAINERS_CONF" <<'EOF'
@@ -116,11 +123,11 @@ for k in GOCACHE GOMODCACHE GOPATH GOFLAGS GOPROXY; do
 	[ -z "$v" ] || GOENV_VARS+=("$k=$v")
 done
 if ! env -i PATH="$PATH" HOME="$HOME_D" USER=root LANG=C.UTF-8 XDG_CONFIG_HOME="$CONFIG" XDG_RUNTIME_DIR="$RUN" \
-	BACKUP_STACK_GENERATOR_DIR="$T/generators" GOTOOLCHAIN=local "${GOENV_VARS[@]}" \
-	bash "$REPO/install.sh" --prefix "$BIN" --yes >"$T/install.log" 2>&1; then
+	BACKUP_STACK_GENERATOR_DIR="$SYS/generators" GOTOOLCHAIN=local "${GOENV_VARS[@]}" \
+	bash "$REPO/install.sh" --prefix "$BIN" --libexec "$SYS/libexec" --yes >"$T/install.log" 2>&1; then
 	fail "install.sh failed"
 fi
-log "installed with ./install.sh --prefix $BIN (generator linked into the sandbox's user-generators dir)"
+log "installed with ./install.sh --prefix $BIN --libexec $SYS/libexec (root-owned programs; the generator linked into the sandbox's user-generators dir)"
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$BIN/" ./cmd/duplicati-sim ./demo/timeline) || fail "go build"
 
 # ---- the Duplicati simulator ---------------------------------------------------
@@ -255,7 +262,7 @@ exec /lib/systemd/systemd --user --log-target=console'
 # not fork: env, setsid, unshare, bash and systemd are one process, and this is its PID.
 env -i PATH="$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$HOME_D" USER=root LOGNAME=root \
 	LANG=C.UTF-8 XDG_CONFIG_HOME="$CONFIG" XDG_RUNTIME_DIR="$RUN" CONTAINERS_CONF="$CONTAINERS_CONF" \
-	setsid unshare --mount --propagation unchanged bash -c "$MANAGER_SCRIPT" demo-manager "$T/generators" \
+	setsid unshare --mount --propagation unchanged bash -c "$MANAGER_SCRIPT" demo-manager "$SYS/generators" \
 	>"$T/manager.log" 2>&1 </dev/null &
 MANAGER_PID=$!
 for i in $(seq 1 300); do

@@ -106,23 +106,15 @@ type decoder struct {
 }
 
 func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any) {
-	r := rng
-	d.diags = append(d.diags, &hhcl.Diagnostic{
-		Severity: hhcl.DiagError,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(detailFmt, args...),
-		Subject:  &r,
-	})
+	d.add(hhcl.DiagError, rng, summary, fmt.Sprintf(detailFmt, args...))
 }
 
 func (d *decoder) warnf(rng hhcl.Range, summary, detailFmt string, args ...any) {
-	r := rng
-	d.diags = append(d.diags, &hhcl.Diagnostic{
-		Severity: hhcl.DiagWarning,
-		Summary:  summary,
-		Detail:   fmt.Sprintf(detailFmt, args...),
-		Subject:  &r,
-	})
+	d.add(hhcl.DiagWarning, rng, summary, fmt.Sprintf(detailFmt, args...))
+}
+
+func (d *decoder) add(sev hhcl.DiagnosticSeverity, rng hhcl.Range, summary, detail string) {
+	d.diags = append(d.diags, &hhcl.Diagnostic{Severity: sev, Summary: summary, Detail: detail, Subject: &rng})
 }
 
 func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {

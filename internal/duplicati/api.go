@@ -411,30 +411,8 @@ func (t apiTuple) task() Task {
 }
 
 func (a *apiBackend) State(ctx context.Context) (ServerState, error) {
-	var dto struct {
-		ActiveTask        *apiTuple
-		ProgramState      string
-		SchedulerQueueIds []apiTuple
-	}
-	if err := a.do(ctx, http.MethodGet, "serverstate", &dto); err != nil {
-		return ServerState{}, wrapOther(err)
-	}
-	var st ServerState
-	switch dto.ProgramState {
-	case "Running":
-	case "Paused":
-		st.Paused = true
-	default:
-		return ServerState{}, fmt.Errorf("serverstate: ProgramState %q: %w", dto.ProgramState, ErrUnparseable)
-	}
-	if dto.ActiveTask != nil {
-		t := dto.ActiveTask.task()
-		st.Active = &t
-	}
-	for _, q := range dto.SchedulerQueueIds {
-		st.Queued = append(st.Queued, q.task())
-	}
-	return st, nil
+	st, err := a.events(ctx, -1, 0)
+	return st.ServerState, err
 }
 
 // wrapOther turns an unexpected *httpError into ErrUnreachable (the server answers, but not

@@ -118,16 +118,8 @@ func dupHoldHook(s *sim, backupID string, d time.Duration) string {
 }
 
 // dupEvent mirrors duplicatisim.Event, with Boot (simEvent has none).
-type dupEvent struct {
-	TaskID    int64
-	BackupID  string
-	Operation string
-	Boot      int
-	Queued    time.Time
-	Started   time.Time
-	Finished  time.Time
-	Result    string
-}
+// dupEvent is the simulator's record of one task.
+type dupEvent = simEvent
 
 func (ev dupEvent) String() string {
 	f := func(t time.Time) string {
@@ -140,18 +132,7 @@ func (ev dupEvent) String() string {
 		ev.TaskID, ev.Boot, ev.BackupID, ev.Operation, f(ev.Queued), f(ev.Started), f(ev.Finished), ev.Result)
 }
 
-func (s *sim) dupEvents() []dupEvent {
-	s.e.t.Helper()
-	b, err := s.do("GET", "/sim/events", nil)
-	if err != nil {
-		s.e.t.Fatal(err)
-	}
-	var evs []dupEvent
-	if err := json.Unmarshal(b, &evs); err != nil {
-		s.e.t.Fatalf("GET /sim/events: %v: %s", err, oneLine(string(b)))
-	}
-	return evs
-}
+func (s *sim) dupEvents() []dupEvent { return s.events() }
 
 // dupFind returns the first event matching cond.
 func (s *sim) dupFind(cond func(dupEvent) bool) (dupEvent, bool) {
@@ -300,34 +281,10 @@ func (w *dupLogWatch) stop() []dupLine {
 }
 
 // dupStackStatus is one row of `backup-stack status --stacks --json`, with the reason.
-type dupStackStatus struct {
-	Stack      string   `json:"stack"`
-	Now        string   `json:"now"`
-	Held       bool     `json:"held"`
-	LeftDown   bool     `json:"left_down"`
-	LastResult string   `json:"last_result"`
-	Failures   []string `json:"failures"`
-	Reason     string   `json:"reason"`
-}
+// dupStackStatus is one row of `status --stacks --json`.
+type dupStackStatus = faultStackStatus
 
-func (e *env) dupStatus(stack string) (dupStackStatus, string) {
-	e.t.Helper()
-	out, code, err := e.runHelper(30*time.Second, "status", "--stacks", "--json")
-	if err != nil {
-		e.t.Fatalf("status --stacks --json: %v (exit %d): %s", err, code, out)
-	}
-	var rows []dupStackStatus
-	if err := json.Unmarshal([]byte(out), &rows); err != nil {
-		e.t.Fatalf("status --stacks --json (exit %d): %v: %s", code, err, out)
-	}
-	for _, r := range rows {
-		if r.Stack == stack {
-			return r, out
-		}
-	}
-	e.t.Fatalf("status --stacks --json has no row for %s: %s", stack, out)
-	return dupStackStatus{}, out
-}
+func (e *env) dupStatus(stack string) (dupStackStatus, string) { return e.faultStatus(stack) }
 
 // settle waits until backup@S has settled and returns its properties.
 func (r *dupRig) settle() map[string]string {

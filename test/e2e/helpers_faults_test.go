@@ -412,12 +412,14 @@ func (r *faultRig) wantOneNotification(wait time.Duration) string {
 
 // faultStackStatus is one row of `backup-stack status --stacks --json`.
 type faultStackStatus struct {
-	Stack      string  `json:"stack"`
-	Now        string  `json:"now"`
-	Held       bool    `json:"held"`
-	LeftDown   bool    `json:"left_down"`
-	LastResult string  `json:"last_result"`
-	Downtime   float64 `json:"downtime_seconds"`
+	Stack      string   `json:"stack"`
+	Now        string   `json:"now"`
+	Held       bool     `json:"held"`
+	LeftDown   bool     `json:"left_down"`
+	LastResult string   `json:"last_result"`
+	Downtime   float64  `json:"downtime_seconds"`
+	Failures   []string `json:"failures"`
+	Reason     string   `json:"reason"`
 }
 
 func (e *env) faultStatus(stack string) (faultStackStatus, string) {

@@ -145,6 +145,7 @@ type simEvent struct {
 	TaskID    int64
 	BackupID  string
 	Operation string
+	Boot      int // 0, then +1 per simulator restart (task IDs repeat after one)
 	Queued    time.Time
 	Started   time.Time
 	Finished  time.Time

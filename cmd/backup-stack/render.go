@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/backup-stack/backup-stack/hcl"
 	"github.com/backup-stack/backup-stack/internal/exitcode"
@@ -58,6 +60,44 @@ func (c *RenderCmd) Run(ctx context.Context, app *App) error {
 			return fmt.Errorf("cannot find my own path for the units: %w", err)
 		}
 	}
+	// backup-generator-render.path starts this service on a change, and systemd drops the
+	// change events that arrive while the service is still running: an editor's second save,
+	// or a second file removed a moment after the first, would never be rendered. So render
+	// until the input stays the same over a whole render.
+	for round := 1; ; round++ {
+		before := inputState(cfgDir)
+		err := c.renderOnce(ctx, app, cfgDir, dir, helper)
+		if err != nil || inputState(cfgDir) == before || round == maxRenderRounds {
+			return err
+		}
+		fmt.Fprintf(app.Stderr, "backup-stack render: the stack files changed during the render; rendering again\n")
+	}
+}
+
+// maxRenderRounds bounds the renders of one run when the input keeps changing.
+const maxRenderRounds = 5
+
+// inputState is a fingerprint of what a render reads: config.hcl and the stack files, by
+// name, size, modification time and inode.
+func inputState(cfgDir string) string {
+	var b strings.Builder
+	files, _ := hcl.StackFiles(cfgDir)
+	for _, f := range append([]string{filepath.Join(cfgDir, "config.hcl")}, files...) {
+		fi, err := os.Stat(f)
+		if err != nil {
+			fmt.Fprintf(&b, "%s:-;", f)
+			continue
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		fmt.Fprintf(&b, "%s:%d:%d:%d;", f, fi.Size(), fi.ModTime().UnixNano(), ino)
+	}
+	return b.String()
+}
+
+func (c *RenderCmd) renderOnce(ctx context.Context, app *App, cfgDir, dir, helper string) error {
 	g := units.Generate(cfgDir, units.Options{Helper: helper})
 	for _, d := range g.Diags {
 		fmt.Fprintln(app.Stderr, hcl.FormatDiag(d))

@@ -177,3 +177,32 @@ func TestRenderUsage(t *testing.T) {
 		t.Errorf("no manifest in $XDG_CONFIG_HOME/systemd/user: %v", err)
 	}
 }
+
+// TestRenderAgainWhenInputChanges: systemd drops the path unit's events while the render
+// service runs, so a stack file removed during a render must be seen by that render's run.
+func TestRenderAgainWhenInputChanges(t *testing.T) {
+	c := newCLI(t, "", map[string]string{"good": renderStacks, "other": `stack "other" { jobs = ["o"] }`})
+	dir := t.TempDir()
+	removed := false
+	c.mgr.On("daemon-reload", func() {
+		if !removed {
+			removed = true // during the first render's reload, like a second `rm` a moment later
+			if err := os.Remove(filepath.Join(c.dir, "config", "backup-stack", "stacks", "other.hcl")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	code, _, stderr := c.run("render", "--helper", "/usr/local/bin/backup-stack", dir)
+	if code != 0 {
+		t.Fatalf("render: %d %s", code, stderr)
+	}
+	if !removed {
+		t.Fatal("the render did not reload the manager: the test proves nothing")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "backup@other.service.d", "50-stack.conf")); !os.IsNotExist(err) {
+		t.Errorf("other's drop-in is still there (%v) although its file went during the render; stderr %s", err, stderr)
+	}
+	if !strings.Contains(stderr, "rendering again") {
+		t.Errorf("stderr does not say it rendered again: %s", stderr)
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +36,11 @@ type env struct {
 	genDir string // bind-mounted onto /usr/local/lib/systemd/user-generators
 	path   string // PATH of the manager (and so of its units)
 
+	user      *osUser   // rootless mode: the unprivileged user everything runs as; nil: root mode
+	holder    *exec.Cmd // keeps the test's mount namespace; the manager and the user's commands enter it
+	holderPID int
+	cgroups   []string // the manager's own cgroups (one per hierarchy systemd uses)
+
 	manager     *exec.Cmd
 	managerPID  int
 	managerDone chan struct{}
@@ -46,11 +53,19 @@ type env struct {
 	sim        *sim // last started simulator
 }
 
-// newEnv checks the prerequisites (skip, or fail under BACKUP_STACK_E2E=require), then
-// starts a systemd --user manager for this test. Everything is undone at t.Cleanup.
-func newEnv(t *testing.T) *env {
+// newEnv is newEnvMode(t, modeRoot): root's manager and root podman.
+func newEnv(t *testing.T) *env { return newEnvMode(t, modeRoot) }
+
+// newEnvMode checks the prerequisites (skip, or fail under BACKUP_STACK_E2E=require), then
+// starts a systemd --user manager for this test, in its own mount namespace and cgroups: as
+// root (modeRoot), or as a new unprivileged user with rootless podman (modeRootless; see
+// harness_rootless_test.go). Everything is undone at t.Cleanup.
+func newEnvMode(t *testing.T, m mode) *env {
 	t.Helper()
 	checkPrereqs(t)
+	if m == modeRootless {
+		rootlessPrereqs(t)
+	}
 	suite.netnsOnce.Do(func() { suite.netnsErr = sharedNetns() })
 	if suite.netnsErr != nil {
 		t.Fatalf("making /run/netns a shared mount: %v", suite.netnsErr)
@@ -58,22 +73,31 @@ func newEnv(t *testing.T) *env {
 	if err := ensureMiniImage(); err != nil {
 		t.Fatalf("base image: %v", err)
 	}
-	suite.testSeq++
-	e := &env{t: t, id: fmt.Sprintf("%st%d", suite.runID, suite.testSeq)}
-	e.dir = t.TempDir()
+	e := &env{t: t, id: nextTestID()}
+	if m == modeRootless {
+		// The user goes last (its cleanup is registered first): after the manager and every
+		// process of the user are gone.
+		e.user = newTestUser(t, "bsrl", false)
+		e.dir = filepath.Join(e.user.home, "e2e")
+		e.home = e.user.home
+	} else {
+		e.dir = t.TempDir()
+		e.home = filepath.Join(e.dir, "home")
+	}
 	// Registered after TempDir, so it runs before the dir is removed.
 	t.Cleanup(e.cleanup)
-	e.home = filepath.Join(e.dir, "home")
 	e.config = filepath.Join(e.home, ".config")
 	e.run = filepath.Join(e.dir, "run")
-	e.genDir = filepath.Join(e.dir, "generators")
-	for _, d := range []string{e.home, e.config, e.genDir,
-		filepath.Join(e.config, "systemd", "user"), filepath.Join(e.config, "backup-stack", "stacks")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	e.genDir = filepath.Join(t.TempDir(), "generators") // root's: the user's manager only reads it
+	if err := os.MkdirAll(e.genDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if err := os.MkdirAll(e.run, 0o700); err != nil {
+	for _, d := range []string{e.dir, e.home, e.config,
+		filepath.Join(e.config, "systemd", "user"), filepath.Join(e.config, "backup-stack", "stacks")} {
+		e.mkdirAll(d)
+	}
+	e.mkdirAll(e.run)
+	if err := os.Chmod(e.run, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if gen, ok := suite.built["backup-generator"]; ok {
@@ -82,9 +106,22 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e.path = suite.bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	e.cgroups = e.makeCgroups()
+	e.startNamespace()
+	if e.user != nil {
+		e.importUserImages()
+	}
 	e.writeLogDropIns()
 	e.startManager()
 	return e
+}
+
+// nextTestID returns a new test id (tests run in parallel).
+func nextTestID() string {
+	suite.seqMu.Lock()
+	defer suite.seqMu.Unlock()
+	suite.testSeq++
+	return fmt.Sprintf("%st%d", suite.runID, suite.testSeq)
 }
 
 // checkPrereqs skips (or fails in require mode) with one line naming what is missing.
@@ -131,24 +168,86 @@ func sharedNetns() error {
 	return nil
 }
 
-// managerScript runs inside `unshare --mount --propagation unchanged`; $1 = generator dir.
-const managerScript = `set -e
+// holderScript runs inside `unshare --mount --propagation unchanged` and keeps the test's
+// mount namespace: its own /run/systemd (no system manager), the generator directory
+// bind-mounted over /usr/local/lib/systemd/user-generators and, for a rootless user, a tun
+// node of its own over /dev/net/tun (the host's is 0600 root; slirp4netns needs one it can
+// open, and the host's node is never changed). $1 = generator dir, $2 = "tun" or "".
+const holderScript = `set -e
 mount --make-private /
 mkdir -p /run/systemd
 mount -t tmpfs tmpfs /run/systemd
 mkdir -p /run/systemd/system
 mkdir -p /usr/local/lib/systemd/user-generators
 mount --bind "$1" /usr/local/lib/systemd/user-generators
+if [ "$2" = tun ]; then
+	mknod -m 0666 /run/systemd/e2e-tun c 10 200
+	mount --bind /run/systemd/e2e-tun /dev/net/tun
+fi
+echo ready
+exec sleep infinity
+`
+
+// managerScript runs in the holder's namespace (nsenter): it moves itself into the test's
+// cgroups, as systemd does for user@UID.service, then becomes the manager, dropped to the
+// user first in rootless mode. $1 = uid or "", $2 = gid, the rest = cgroup directories.
+const managerScript = `set -e
+uid=$1 gid=$2
+shift 2
+for cg in "$@"; do echo $$ > "$cg/cgroup.procs"; done
+if [ -n "$uid" ]; then
+	exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- /lib/systemd/systemd --user --log-target=console
+fi
 exec /lib/systemd/systemd --user --log-target=console
 `
+
+// startNamespace starts the holder process and waits until its mounts are made.
+func (e *env) startNamespace() {
+	t := e.t
+	t.Helper()
+	tun := ""
+	if e.user != nil {
+		tun = "tun"
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "unchanged", "bash", "-c", holderScript, "e2e-namespace", e.genDir, tun)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the namespace holder: %v", err)
+	}
+	e.holder = cmd
+	e.holderPID = cmd.Process.Pid
+	ready := make(chan string, 1)
+	go func() {
+		b := make([]byte, 6)
+		n, _ := io.ReadFull(out, b)
+		ready <- string(b[:n])
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("namespace holder: %q; stderr: %s", line, oneLine(stderr.String()))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("namespace holder not ready after 30s; stderr: %s", oneLine(stderr.String()))
+	}
+}
 
 // managerEnv is the whole environment of the manager; units inherit it.
 func (e *env) managerEnv() []string {
 	return []string{
 		"PATH=" + e.path,
 		"HOME=" + e.home,
-		"USER=root",
-		"LOGNAME=root",
+		"USER=" + e.userName(),
+		"LOGNAME=" + e.userName(),
 		"LANG=C.UTF-8",
 		"XDG_CONFIG_HOME=" + e.config,
 		"XDG_RUNTIME_DIR=" + e.run,
@@ -165,7 +264,12 @@ func (e *env) startManager() {
 	}
 	defer logf.Close()
 	start := time.Now()
-	cmd := exec.Command("unshare", "--mount", "--propagation", "unchanged", "bash", "-c", managerScript, "e2e-manager", e.genDir)
+	uid, gid := "", ""
+	if e.user != nil {
+		uid, gid = strconv.Itoa(e.user.uid), strconv.Itoa(e.user.gid)
+	}
+	args := append([]string{"-t", strconv.Itoa(e.holderPID), "-m", "--", "bash", "-c", managerScript, "e2e-manager", uid, gid}, e.cgroups...)
+	cmd := exec.Command("nsenter", args...)
 	cmd.Env = e.managerEnv()
 	cmd.Dir = e.home
 	cmd.Stdout = logf
@@ -176,7 +280,7 @@ func (e *env) startManager() {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting systemd --user: %v", err)
 	}
-	// unshare execs bash execs systemd: this PID is the manager's.
+	// nsenter execs bash execs (setpriv execs) systemd: this PID is the manager's.
 	e.manager = cmd
 	e.managerPID = cmd.Process.Pid
 	e.managerDone = make(chan struct{})
@@ -245,7 +349,8 @@ func (e *env) stopManager() error {
 	return err
 }
 
-// cleanup runs at t.Cleanup: manager, simulators, containers, networks.
+// cleanup runs at t.Cleanup: manager, simulators, containers, networks; in rootless mode
+// every process of the user; then the namespace holder and the cgroups.
 func (e *env) cleanup() {
 	t := e.t
 	if err := e.stopManager(); err != nil {
@@ -256,28 +361,42 @@ func (e *env) cleanup() {
 	}
 	// Containers: this test's label, the names it created, the compose projects it created.
 	var ids []string
-	if out, err := podmanCmd(podmanTimeout, "ps", "-aq", "--filter", "label="+labelTestKey+"="+e.id); err == nil {
+	if out, err := e.podman("ps", "-aq", "--filter", "label="+labelTestKey+"="+e.id); err == nil {
 		ids = append(ids, strings.Fields(out)...)
 	}
 	for _, p := range e.projects {
-		if out, err := podmanCmd(podmanTimeout, "ps", "-aq", "--filter", "label=io.podman.compose.project="+p); err == nil {
+		if out, err := e.podman("ps", "-aq", "--filter", "label=io.podman.compose.project="+p); err == nil {
 			ids = append(ids, strings.Fields(out)...)
 		}
 	}
 	ids = append(ids, e.containers...)
 	if len(ids) > 0 {
 		args := append([]string{"rm", "-f", "-i", "-t", "0"}, dedupe(ids)...)
-		if _, err := podmanCmd(podmanTimeout, args...); err != nil {
+		if _, err := e.podman(args...); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
 	for _, p := range e.projects {
-		podmanCmd(podmanTimeout, "network", "rm", "-f", p+"_default")
+		e.podman("network", "rm", "-f", p+"_default")
 	}
-	if out, err := podmanCmd(podmanTimeout, "network", "ls", "-q", "--filter", "label="+labelTestKey+"="+e.id); err == nil {
+	if out, err := e.podman("network", "ls", "-q", "--filter", "label="+labelTestKey+"="+e.id); err == nil {
 		for _, n := range strings.Fields(out) {
-			podmanCmd(podmanTimeout, "network", "rm", "-f", n)
+			e.podman("network", "rm", "-f", n)
 		}
+	}
+	if e.user != nil {
+		// Podman's pause process, slirp4netns, conmon: all the user's, all started here.
+		if err := killUserProcesses(e.user); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+	killCgroups(e.cgroups)
+	if e.holder != nil {
+		_ = e.holder.Process.Kill()
+		_ = e.holder.Wait()
+	}
+	for _, cg := range e.cgroups {
+		removeCgroup(t, cg)
 	}
 	if t.Failed() {
 		for _, f := range []string{"manager.log", "units.log"} {
@@ -328,13 +447,7 @@ func (e *env) writeLogDropIns() {
 // writeUserUnit writes a file under $XDG_CONFIG_HOME/systemd/user/ (name may hold a drop-in dir).
 func (e *env) writeUserUnit(name, content string) {
 	e.t.Helper()
-	p := filepath.Join(e.config, "systemd", "user", name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
+	e.writeFile(filepath.Join(e.config, "systemd", "user", name), content, 0o644)
 }
 
 // unitLog returns what backup@ and backup-hold@ units wrote so far.
@@ -346,19 +459,13 @@ func (e *env) unitLog() string {
 // writeStack writes $XDG_CONFIG_HOME/backup-stack/stacks/<name>.hcl.
 func (e *env) writeStack(name, hcl string) {
 	e.t.Helper()
-	p := filepath.Join(e.config, "backup-stack", "stacks", name+".hcl")
-	if err := os.WriteFile(p, []byte(hcl), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
+	e.writeFile(filepath.Join(e.config, "backup-stack", "stacks", name+".hcl"), hcl, 0o644)
 }
 
 // writeConfig writes $XDG_CONFIG_HOME/backup-stack/config.hcl.
 func (e *env) writeConfig(hcl string) {
 	e.t.Helper()
-	p := filepath.Join(e.config, "backup-stack", "config.hcl")
-	if err := os.WriteFile(p, []byte(hcl), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
+	e.writeFile(filepath.Join(e.config, "backup-stack", "config.hcl"), hcl, 0o644)
 }
 
 // configDir is $XDG_CONFIG_HOME/backup-stack.
@@ -380,8 +487,8 @@ func (e *env) systemctlTimeout(timeout time.Duration, args ...string) (string, e
 
 // systemctlCtx is systemctl with the caller's context (e.g. to start a unit in the background).
 func (e *env) systemctlCtx(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "systemctl", append([]string{"--user", "--no-pager"}, args...)...)
-	cmd.Env = []string{"XDG_RUNTIME_DIR=" + e.run, "PATH=" + e.path, "LANG=C.UTF-8", "SYSTEMD_COLORS=0"}
+	cmd := e.command(ctx, append([]string{"systemctl", "--user", "--no-pager"}, args...)...)
+	cmd.Env = []string{"XDG_RUNTIME_DIR=" + e.run, "PATH=" + e.path, "LANG=C.UTF-8", "SYSTEMD_COLORS=0", "HOME=" + e.home}
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout = &out
@@ -429,8 +536,9 @@ func (e *env) waitFor(what string, timeout, interval time.Duration, cond func() 
 	}
 }
 
-// podman runs podman from the host side with the suite's containers.conf.
-func (e *env) podman(args ...string) (string, error) { return podmanCmd(podmanTimeout, args...) }
+// podman runs podman as the test's user with the suite's containers.conf: root podman from
+// the host side, or the user's rootless podman inside the test's namespace.
+func (e *env) podman(args ...string) (string, error) { return e.podmanTimeout(podmanTimeout, args...) }
 
 // stack is a compose project run by a user unit.
 type stack struct {
@@ -455,9 +563,7 @@ func (e *env) composeStack(name string) *stack {
 		e.t.Fatal(err)
 	}
 	s := &stack{Name: name, Project: name, Unit: name + "-stack.service", Dir: filepath.Join(e.dir, "compose", name)}
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		e.t.Fatal(err)
-	}
+	e.mkdirAll(s.Dir)
 	labels := ""
 	for _, l := range suiteLabels(e.id) {
 		labels += "      - " + l + "\n"
@@ -477,9 +583,7 @@ func (e *env) composeStack(name string) *stack {
 		"networks:\n" +
 		"  default:\n" +
 		"    labels:\n" + labels
-	if err := os.WriteFile(filepath.Join(s.Dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
+	e.writeFile(filepath.Join(s.Dir, "compose.yaml"), compose, 0o644)
 	e.projects = append(e.projects, name)
 	e.writeUserUnit(s.Unit, fmt.Sprintf(`[Unit]
 Description=e2e compose stack %[1]s
@@ -516,7 +620,7 @@ func (e *env) runHelper(timeout time.Duration, args ...string) (string, int, err
 	bin := binary(e.t, "backup-stack")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := e.command(ctx, append([]string{bin}, args...)...)
 	cmd.Env = e.userEnv()
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer

@@ -199,9 +199,8 @@ type faultProc struct {
 }
 
 // faultUnitProcs lists the processes in the cgroups of the given units (and their
-// sub-cgroups) in the name=systemd and unified hierarchies: app.slice/<unit>, or
-// app.slice/app-<template>.slice/<unit> for template instances. All sandboxed managers
-// share these paths, so the units must carry this test's unique names.
+// sub-cgroups) below the manager's own cgroup in the name=systemd and unified hierarchies:
+// app.slice/<unit>, or app.slice/app-<template>.slice/<unit> for template instances.
 func (e *env) faultUnitProcs(units ...string) []faultProc {
 	want := map[string]bool{}
 	for _, u := range units {
@@ -209,8 +208,7 @@ func (e *env) faultUnitProcs(units ...string) []faultProc {
 	}
 	seen := map[int]bool{}
 	var out []faultProc
-	for _, hier := range []string{"systemd", "unified"} {
-		base := filepath.Join("/sys/fs/cgroup", hier, "app.slice")
+	for _, base := range e.cgroupAppSlices() {
 		filepath.WalkDir(base, func(path string, d os.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
 				return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -692,15 +693,28 @@ func generatorRuns(trace, path string) ([]string, map[string]int) {
 	return runs, exits
 }
 
-// delegateCgroups creates, in each cgroup hierarchy systemd uses (the cgroup2 one, and a
-// v1 name=systemd one when mounted), backup-stack-e2e-<user>, owned by the user, as systemd
-// delegates a user's manager its cgroup; removed (with what the manager made below it) at
-// cleanup.
+// delegateCgroups creates the cgroups backup-stack-e2e-<user> owned by the user (see
+// newCgroups), removed (with what the manager made below them) at cleanup.
 func delegateCgroups(t *testing.T, u *osUser) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	cgs, err := newCgroups("backup-stack-e2e-"+u.name, u.uid, u.gid)
+	for _, cg := range cgs {
+		t.Cleanup(func() { removeCgroup(t, cg) })
+	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	return cgs
+}
+
+// newCgroups creates, in each cgroup hierarchy systemd uses (the cgroup2 one, and a v1
+// name=systemd one when mounted), a cgroup called name, owned by uid:gid (with its control
+// files) when uid is not 0, as systemd delegates a user's manager its cgroup. It returns
+// the cgroups it made, also on error; the caller removes them.
+func newCgroups(name string, uid, gid int) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	var mounts []string
@@ -720,30 +734,32 @@ func delegateCgroups(t *testing.T, u *osUser) []string {
 		}
 	}
 	if len(mounts) == 0 {
-		t.Fatal("no cgroup2 or name=systemd cgroup hierarchy mounted")
+		return nil, errors.New("no cgroup2 or name=systemd cgroup hierarchy mounted")
 	}
 	var out []string
 	for _, m := range mounts {
-		cg := filepath.Join(m, "backup-stack-e2e-"+u.name)
+		cg := filepath.Join(m, name)
 		if err := os.Mkdir(cg, 0o755); err != nil {
-			t.Fatalf("creating the cgroup %s: %v", cg, err)
-		}
-		t.Cleanup(func() { removeCgroup(t, cg) })
-		ents, err := os.ReadDir(cg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(cg, u.uid, u.gid); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			if err := os.Chown(filepath.Join(cg, e.Name()), u.uid, u.gid); err != nil {
-				t.Fatal(err)
-			}
+			return out, fmt.Errorf("creating the cgroup %s: %w", cg, err)
 		}
 		out = append(out, cg)
+		if uid == 0 {
+			continue
+		}
+		ents, err := os.ReadDir(cg)
+		if err != nil {
+			return out, err
+		}
+		if err := os.Chown(cg, uid, gid); err != nil {
+			return out, err
+		}
+		for _, e := range ents {
+			if err := os.Chown(filepath.Join(cg, e.Name()), uid, gid); err != nil {
+				return out, err
+			}
+		}
 	}
-	return out
+	return out, nil
 }
 
 // killCgroups sends SIGKILL to the processes in the cgroups (and below): only this test's

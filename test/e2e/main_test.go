@@ -24,12 +24,12 @@ import (
 
 // Names and labels shared by the whole suite.
 const (
-	labelKey     = "backup-stack-e2e"      // value: the run id of the go test process
-	labelTestKey = "backup-stack-e2e.test" // value: the test id
-	labelPIDKey  = "backup-stack-e2e.pid"  // value: PID of the go test process (stale sweep)
-	miniImage    = "localhost/backup-stack-e2e-mini:latest"
-	simImageRepo = "localhost/backup-stack-e2e-sim"
-	envRequire   = "BACKUP_STACK_E2E" // "require": a missing prerequisite fails instead of skipping
+	labelKey      = "backup-stack-e2e"      // value: the run id of the go test process
+	labelTestKey  = "backup-stack-e2e.test" // value: the test id
+	labelPIDKey   = "backup-stack-e2e.pid"  // value: PID of the go test process (stale sweep)
+	miniImageRepo = "localhost/backup-stack-e2e-mini"
+	simImageRepo  = "localhost/backup-stack-e2e-sim"
+	envRequire    = "BACKUP_STACK_E2E" // "require": a missing prerequisite fails instead of skipping
 )
 
 // containersConf is the suite's own containers.conf (never /etc/containers/containers.conf):
@@ -43,6 +43,9 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 stop_timeout = 2
 `
+
+// miniImage is the busybox base image of this run (set by runSuite).
+var miniImage string
 
 // suite is the per-process state set up by TestMain.
 var suite struct {
@@ -62,7 +65,17 @@ var suite struct {
 	simErr       error
 	netnsOnce    sync.Once
 	netnsErr     error
+	seqMu        sync.Mutex
 	testSeq      int
+
+	// Root file system tars of the two images, made once; rootless users import them into
+	// their own storage.
+	miniTarOnce sync.Once
+	miniTar     string
+	miniTarErr  error
+	simTarOnce  sync.Once
+	simTar      string
+	simTarErr   error
 }
 
 // binaries the suite builds, by package directory.
@@ -85,6 +98,8 @@ func runSuite(m *testing.M) (int, error) {
 		return 1, err
 	}
 	suite.runID = hex.EncodeToString(b[:])
+	// Tagged with the run id: a suite run never uses (or removes) another run's image.
+	miniImage = miniImageRepo + ":" + suite.runID
 	root, err := repoRoot()
 	if err != nil {
 		return 1, err
@@ -95,6 +110,11 @@ func runSuite(m *testing.M) (int, error) {
 		return 1, err
 	}
 	defer os.RemoveAll(suite.dir)
+	// Rootless test users run the built programs and read containers.conf and the image tars
+	// from here (nothing secret in it).
+	if err := os.Chmod(suite.dir, 0o755); err != nil {
+		return 1, err
+	}
 	suite.bin = filepath.Join(suite.dir, "bin")
 	suite.containersConf = filepath.Join(suite.dir, "containers.conf")
 	if err := os.MkdirAll(suite.bin, 0o755); err != nil {
@@ -224,22 +244,51 @@ func podmanCmd(timeout time.Duration, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// ensureMiniImage imports the busybox base image once per process (skipped when present).
-func ensureMiniImage() error {
-	suite.miniOnce.Do(func() {
-		if _, err := podmanCmd(30*time.Second, "image", "exists", miniImage); err == nil {
+// miniRootfsTar writes the busybox root file system tar of the base image once.
+func miniRootfsTar() (string, error) {
+	suite.miniTarOnce.Do(func() {
+		p := filepath.Join(suite.dir, "mini.tar")
+		suite.miniTarErr = writeRootfsTar(p, nil)
+		suite.miniTar = p
+	})
+	return suite.miniTar, suite.miniTarErr
+}
+
+// simRootfsTar writes, once, the root file system tar of the image that holds the
+// simulator binary as /usr/bin/duplicati-server-util.
+func simRootfsTar(simBin string) (string, error) {
+	suite.simTarOnce.Do(func() {
+		bin, err := os.ReadFile(simBin)
+		if err != nil {
+			suite.simTarErr = err
 			return
 		}
-		tarPath := filepath.Join(suite.dir, "mini.tar")
-		if err := writeRootfsTar(tarPath, nil); err != nil {
+		p := filepath.Join(suite.dir, "sim.tar")
+		suite.simTarErr = writeRootfsTar(p, map[string][]byte{"usr/bin/duplicati-server-util": bin})
+		suite.simTar = p
+	})
+	return suite.simTar, suite.simTarErr
+}
+
+// importArgs are the arguments of `podman import` of one of the suite's images.
+func importArgs(tarPath, image string) []string {
+	return []string{"import",
+		"--change", `CMD ["/bin/sh"]`,
+		"--change", "LABEL " + labelKey + "=" + suite.runID,
+		"--change", "LABEL " + labelPIDKey + "=" + strconv.Itoa(os.Getpid()),
+		tarPath, image}
+}
+
+// ensureMiniImage imports the busybox base image into root's storage once per process
+// (skipped when present).
+func ensureMiniImage() error {
+	suite.miniOnce.Do(func() {
+		tarPath, err := miniRootfsTar()
+		if err != nil {
 			suite.miniErr = err
 			return
 		}
-		if _, err := podmanCmd(2*time.Minute, "import",
-			"--change", `CMD ["/bin/sh"]`,
-			"--change", "LABEL "+labelKey+"="+suite.runID,
-			"--change", "LABEL "+labelPIDKey+"="+strconv.Itoa(os.Getpid()),
-			tarPath, miniImage); err != nil {
+		if _, err := podmanCmd(2*time.Minute, importArgs(tarPath, miniImage)...); err != nil {
 			suite.miniErr = err
 			return
 		}
@@ -248,26 +297,17 @@ func ensureMiniImage() error {
 	return suite.miniErr
 }
 
-// ensureSimImage imports an image that holds the simulator binary as
-// /usr/bin/duplicati-server-util, once per process (tag = run id).
+// ensureSimImage imports the simulator's image into root's storage, once per process (tag
+// = run id).
 func ensureSimImage(simBin string) (string, error) {
 	suite.simOnce.Do(func() {
-		bin, err := os.ReadFile(simBin)
+		tarPath, err := simRootfsTar(simBin)
 		if err != nil {
 			suite.simErr = err
 			return
 		}
-		tarPath := filepath.Join(suite.dir, "sim.tar")
-		if err := writeRootfsTar(tarPath, map[string][]byte{"usr/bin/duplicati-server-util": bin}); err != nil {
-			suite.simErr = err
-			return
-		}
 		img := simImageRepo + ":" + suite.runID
-		if _, err := podmanCmd(2*time.Minute, "import",
-			"--change", `CMD ["/bin/sh"]`,
-			"--change", "LABEL "+labelKey+"="+suite.runID,
-			"--change", "LABEL "+labelPIDKey+"="+strconv.Itoa(os.Getpid()),
-			tarPath, img); err != nil {
+		if _, err := podmanCmd(2*time.Minute, importArgs(tarPath, img)...); err != nil {
 			suite.simErr = err
 			return
 		}

@@ -207,11 +207,13 @@ func (e *env) simContainer() string {
 	if e.sim == nil {
 		e.t.Fatal("simContainer: call startSim first")
 	}
-	img, err := ensureSimImage(binary(e.t, "duplicati-sim"))
-	if err != nil {
-		e.t.Fatalf("sim image: %v", err)
+	img := e.simImage()
+	// Rootless: the user's own container namespace, so the name users give it. Root: the
+	// name is shared by every test's root podman.
+	name := "duplicati"
+	if e.user == nil {
+		name = "duplicati-" + e.id
 	}
-	name := "duplicati-" + e.id
 	e.containers = append(e.containers, name)
 	args := []string{"run", "-d", "--name", name, "--init", "--network", "host"}
 	for _, l := range suiteLabels(e.id) {
@@ -234,15 +236,7 @@ func execConfig(container string) string {
 func restConfig(s *sim) string {
 	s.e.t.Helper()
 	pwFile := filepath.Join(s.e.dir, "duplicati-password-"+strings.NewReplacer(":", "_", ".", "_", "[", "", "]", "").Replace(s.Addr))
-	if err := os.WriteFile(pwFile, []byte(s.Password+"\n"), 0o600); err != nil {
-		s.e.t.Fatal(err)
-	}
-	if err := os.Chmod(pwFile, 0o600); err != nil {
-		s.e.t.Fatal(err)
-	}
-	if err := os.Chown(pwFile, os.Getuid(), os.Getgid()); err != nil {
-		s.e.t.Fatal(err)
-	}
+	s.e.writeFile(pwFile, s.Password+"\n", 0o600)
 	return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"5m\"\n}\n", s.URL, pwFile)
 }
 
@@ -251,8 +245,6 @@ func restConfig(s *sim) string {
 func (e *env) closedRESTConfig(url string) string {
 	e.t.Helper()
 	pwFile := filepath.Join(e.dir, "duplicati-password-closed")
-	if err := os.WriteFile(pwFile, []byte(simPassword+"\n"), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
+	e.writeFile(pwFile, simPassword+"\n", 0o600)
 	return fmt.Sprintf("duplicati {\n  url = %q\n  password_file = %q\n  wait_timeout = \"5m\"\n}\n", url, pwFile)
 }

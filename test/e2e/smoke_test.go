@@ -9,8 +9,10 @@ import (
 // TestHarnessSmoke checks the harness itself: a manager starts, a compose stack unit brings
 // two labelled containers up and stops them, the generator (when built) is run on
 // daemon-reload, and the manager exits cleanly.
-func TestHarnessSmoke(t *testing.T) {
-	env := newEnv(t)
+func TestHarnessSmoke(t *testing.T) { forModes(t, testHarnessSmoke) }
+
+func testHarnessSmoke(t *testing.T, m mode) {
+	env := newEnvMode(t, m)
 	st := env.composeStack("smoke")
 	env.daemonReload()
 
@@ -27,6 +29,9 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Fatalf("running containers of project smoke = %v, want 2", running)
 	}
 	t.Logf("running: %v", running)
+	if m == modeRootless {
+		env.expectRootless("smoke_app_1")
+	}
 
 	start = time.Now()
 	if out, err := env.systemctl("stop", st.Unit); err != nil {

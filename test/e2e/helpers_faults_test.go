@@ -56,10 +56,16 @@ func (e *env) faultLogDropIns() {
 // notify, extra inside the stack block) and the compose stack. Call up to start it.
 func newFaultRig(t *testing.T, base string, jobDur time.Duration, timeouts, extra string) *faultRig {
 	t.Helper()
+	return newFaultRigMode(t, modeRoot, base, jobDur, timeouts, extra)
+}
+
+// newFaultRigMode is newFaultRig in the given mode.
+func newFaultRigMode(t *testing.T, m mode, base string, jobDur time.Duration, timeouts, extra string) *faultRig {
+	t.Helper()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	binary(t, "duplicati-sim")
-	e := newEnv(t)
+	e := newEnvMode(t, m)
 	e.faultLogDropIns()
 	name := e.moreStackName(base)
 	r := &faultRig{t: t, e: e, unit: "backup@" + name + ".service", hold: "backup-hold@" + name + ".service",
@@ -195,7 +201,6 @@ type faultProc struct {
 	PID     int
 	Cgroup  string
 	Cmdline string
-	Ours    bool // its environment has this test's XDG_RUNTIME_DIR
 }
 
 // faultUnitProcs lists the processes in the cgroups of the given units (and their
@@ -231,10 +236,8 @@ func (e *env) faultUnitProcs(units ...string) []faultProc {
 					}
 					seen[pid] = true
 					cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-					env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-					ours := strings.Contains("\x00"+string(env)+"\x00", "\x00XDG_RUNTIME_DIR="+e.run+"\x00")
 					out = append(out, faultProc{PID: pid, Cgroup: strings.TrimPrefix(filepath.Dir(sub), "/sys/fs/cgroup/"),
-						Cmdline: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")), Ours: ours})
+						Cmdline: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))})
 				}
 				return nil
 			})
@@ -266,8 +269,8 @@ func faultStackUnits(st *stack) []string {
 
 // faultCrashManager SIGKILLs this test's manager and then, as the system manager would when
 // user@UID.service dies, SIGKILLs every process left in the cgroups of the given units
-// (DESIGN fact 15: here nothing else would). Only processes whose environment carries this
-// test's XDG_RUNTIME_DIR are killed. It returns what it killed.
+// (DESIGN fact 15: here nothing else would). Those cgroups are below the test manager's own,
+// so everything in them is this test's. It returns what it killed.
 func (e *env) faultCrashManager(units []string) []faultProc {
 	t := e.t
 	t.Helper()
@@ -285,10 +288,6 @@ func (e *env) faultCrashManager(units []string) []faultProc {
 		procs := e.faultUnitProcs(units...)
 		left := 0
 		for _, p := range procs {
-			if !p.Ours {
-				t.Logf("crash: leaving pid %d (%s, in %s) alone: not this test's", p.PID, p.Cmdline, p.Cgroup)
-				continue
-			}
 			if !faultAlive(p.PID) {
 				continue
 			}
@@ -510,7 +509,7 @@ func (e *env) faultWatchProcs(match func(cmdline string) bool, units ...string) 
 		for ctx.Err() == nil {
 			now := time.Now()
 			for _, p := range e.faultUnitProcs(units...) {
-				if !p.Ours || !match(p.Cmdline) || !faultAlive(p.PID) {
+				if !match(p.Cmdline) || !faultAlive(p.PID) {
 					continue
 				}
 				k := fmt.Sprintf("%d %s", p.PID, p.Cmdline)

@@ -50,9 +50,16 @@ type basicRig struct {
 // stack is NOT started.
 func newBasicRig(t *testing.T, route, base string, jobDur time.Duration, result, extra string) *basicRig {
 	t.Helper()
+	return newBasicRigMode(t, modeRoot, route, base, jobDur, result, extra)
+}
+
+// newBasicRigMode is newBasicRig in the given mode (root, or a rootless user's own manager
+// and podman).
+func newBasicRigMode(t *testing.T, m mode, route, base string, jobDur time.Duration, result, extra string) *basicRig {
+	t.Helper()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
-	e := newEnv(t)
+	e := newEnvMode(t, m)
 	name := base + "-" + e.id
 	r := &basicRig{t: t, e: e, route: route, job: name + "-job", backupID: "1"}
 	r.s = e.startSim(fmt.Sprintf("%s=%s:%s:%s", r.backupID, r.job, jobDur, result))
@@ -269,11 +276,17 @@ func basicMs(d time.Duration) string { return d.Round(time.Millisecond).String()
 // (unit inactive, no container with its label), after `systemctl --user start backup@<stack>`
 // returns 0 the stack and its two containers are back and Result=success. Downtime, job time,
 // overhead and job end → restored are measured and logged.
-func TestBasicHappyPath(t *testing.T) {
+func TestBasicHappyPath(t *testing.T) { forModes(t, testBasicHappyPath) }
+
+func testBasicHappyPath(t *testing.T, m mode) {
 	for _, route := range []string{"api", "exec"} {
 		t.Run(route, func(t *testing.T) {
-			r := newBasicRig(t, route, "hp", 4*time.Second, "Success", "")
+			t.Parallel()
+			r := newBasicRigMode(t, m, route, "hp", 4*time.Second, "Success", "")
 			r.startStack()
+			if m == modeRootless {
+				r.e.expectRootless(r.st.Project + "_app_1")
+			}
 			before := r.maxTask()
 			b := r.startBackup()
 			started := r.waitStarted(before)
@@ -320,11 +333,11 @@ func TestBasicHappyPath(t *testing.T) {
 			}
 			downtime := upAt.Sub(stopAt)
 			job := finished.Finished.Sub(finished.Started)
-			t.Logf("figures (%s route): downtime %s (stack stop began → stack active again), job %s (sim Started→Finished), overhead %s (downtime − job), job end → restored %s, stop took %s, stack down → job started %s, systemctl start backup@ took %s",
-				route, basicMs(downtime), basicMs(job), basicMs(downtime-job), basicMs(upAt.Sub(finished.Finished)), basicMs(downAt.Sub(stopAt)),
+			t.Logf("figures (%s, %s route): downtime %s (stack stop began → stack active again), job %s (sim Started→Finished), overhead %s (downtime − job), job end → restored %s, stop took %s, stack down → job started %s, systemctl start backup@ took %s",
+				m, route, basicMs(downtime), basicMs(job), basicMs(downtime-job), basicMs(upAt.Sub(finished.Finished)), basicMs(downAt.Sub(stopAt)),
 				basicMs(finished.Started.Sub(downAt)), basicMs(b.end.Sub(b.start)))
-			t.Logf("figures (%s route): job end → helper exit %s (polling), helper exit → stack start began %s (ExecStopPost up to the restore's start), stack start (compose up) %s",
-				route, basicMs(helperExit.Sub(finished.Finished)), basicMs(startAt.Sub(helperExit)), basicMs(upAt.Sub(startAt)))
+			t.Logf("figures (%s, %s route): job end → helper exit %s (polling), helper exit → stack start began %s (ExecStopPost up to the restore's start), stack start (compose up) %s",
+				m, route, basicMs(helperExit.Sub(finished.Finished)), basicMs(startAt.Sub(helperExit)), basicMs(upAt.Sub(startAt)))
 		})
 	}
 }
@@ -410,11 +423,11 @@ type basicOnDemand struct {
 	sock, svc, addr string
 }
 
-func newBasicOnDemand(t *testing.T) *basicOnDemand {
+func newBasicOnDemand(t *testing.T, m mode) *basicOnDemand {
 	t.Helper()
 	// The socket and service names derive from the stack name, which is known once the rig
 	// exists; the stack file is then written again with on_demand.
-	r := newBasicRig(t, "api", "od", 5*time.Second, "Success", "")
+	r := newBasicRigMode(t, m, "api", "od", 5*time.Second, "Success", "")
 	x := r.st.Name
 	o := &basicOnDemand{basicRig: r, sock: x + "-ondemand.socket", svc: x + "-ondemand.service"}
 	port := basicFreePort(t)
@@ -499,8 +512,10 @@ func (o *basicOnDemand) backupFrozen(name, wantSock, wantSvc string) {
 // (service inactive, then service active too): both are stopped during the backup, a
 // connection is refused and starts nothing, and afterwards they are back exactly as before
 // and the socket activates the stack again.
-func TestBasicOnDemandSocketActive(t *testing.T) {
-	o := newBasicOnDemand(t)
+func TestBasicOnDemandSocketActive(t *testing.T) { forModes(t, testBasicOnDemandSocketActive) }
+
+func testBasicOnDemandSocketActive(t *testing.T, m mode) {
+	o := newBasicOnDemand(t, m)
 	o.startStack()
 	if out, err := o.e.systemctl("start", o.sock); err != nil {
 		t.Fatalf("start %s: %v: %s", o.sock, err, oneLine(out))
@@ -523,7 +538,7 @@ func TestBasicOnDemandSocketActive(t *testing.T) {
 // TestBasicOnDemandSocketInactive is scenario 3 with socket and service inactive before the
 // backup: they stay inactive after it (and the port stays closed).
 func TestBasicOnDemandSocketInactive(t *testing.T) {
-	o := newBasicOnDemand(t)
+	o := newBasicOnDemand(t, modeRoot)
 	o.startStack()
 	o.backupFrozen("socket inactive", "inactive", "inactive")
 	if err := o.dial(); err == nil {
@@ -533,8 +548,10 @@ func TestBasicOnDemandSocketInactive(t *testing.T) {
 
 // TestBasicJobFails is scenario 4: a job that ends Error or Fatal fails the unit (exit status
 // 5 or 6 as ExecMainStatus), the stack is restored, and the log names stack, job and result.
-func TestBasicJobFails(t *testing.T) {
-	r := newBasicRig(t, "api", "jf", time.Second, "Error", "")
+func TestBasicJobFails(t *testing.T) { forModes(t, testBasicJobFails) }
+
+func testBasicJobFails(t *testing.T, m mode) {
+	r := newBasicRigMode(t, m, "api", "jf", time.Second, "Error", "")
 	r.startStack()
 	for _, c := range []struct {
 		result string
@@ -575,8 +592,10 @@ func TestBasicJobFails(t *testing.T) {
 
 // TestBasicHelperKilled is scenario 5: `backup-stack run` is killed with SIGKILL mid-job; the
 // stack is restored, the unit is failed, the slot is free and the next backup succeeds.
-func TestBasicHelperKilled(t *testing.T) {
-	r := newBasicRig(t, "api", "kill", 6*time.Second, "Success", "")
+func TestBasicHelperKilled(t *testing.T) { forModes(t, testBasicHelperKilled) }
+
+func testBasicHelperKilled(t *testing.T, m mode) {
+	r := newBasicRigMode(t, m, "api", "kill", 6*time.Second, "Success", "")
 	r.startStack()
 	before := r.maxTask()
 	b := r.startBackup()
@@ -626,10 +645,13 @@ func TestBasicHelperKilled(t *testing.T) {
 // the stack and fails the unit with status 10 (interrupted). On the API route the task is
 // aborted (sim Result "Aborted"); the exec route cannot abort it, says so, and waits until the
 // task has ended before the stack is restored.
-func TestBasicStopMidJob(t *testing.T) {
+func TestBasicStopMidJob(t *testing.T) { forModes(t, testBasicStopMidJob) }
+
+func testBasicStopMidJob(t *testing.T, m mode) {
 	for _, route := range []string{"api", "exec"} {
 		t.Run(route, func(t *testing.T) {
-			r := newBasicRig(t, route, "stop", 20*time.Second, "Success", "")
+			t.Parallel()
+			r := newBasicRigMode(t, m, route, "stop", 20*time.Second, "Success", "")
 			r.startStack()
 			before := r.maxTask()
 			b := r.startBackup()
@@ -683,8 +705,10 @@ func TestBasicStopMidJob(t *testing.T) {
 
 // TestBasicStackStartedMidJob is scenario 7: a person starts the stack mid-job. The backup
 // fails with status 10, the task is aborted, the stack keeps running, the hold is released.
-func TestBasicStackStartedMidJob(t *testing.T) {
-	r := newBasicRig(t, "api", "man", 20*time.Second, "Success", "")
+func TestBasicStackStartedMidJob(t *testing.T) { forModes(t, testBasicStackStartedMidJob) }
+
+func testBasicStackStartedMidJob(t *testing.T, m mode) {
+	r := newBasicRigMode(t, m, "api", "man", 20*time.Second, "Success", "")
 	r.startStack()
 	before := r.maxTask()
 	b := r.startBackup()

@@ -32,7 +32,10 @@ const (
 
 // Scenario 1: the manager is SIGKILLed mid-job (its units' processes killed as the system
 // manager would), then started again: backup-recover.service restores the stack.
-func TestFaultManagerKilled(t *testing.T) { faultCrashScenario(t, faultKill) }
+// In both modes: a rootless stack's containers are in the manager's cgroup and die with it.
+func TestFaultManagerKilled(t *testing.T) {
+	forModes(t, func(t *testing.T, m mode) { faultCrashScenarioMode(t, m, faultKill) })
+}
 
 // Scenario 1b: as 1, with backup-recover.service masked: after the restart the stack stays
 // down and `list` / `status --stacks` say LEFT DOWN until `backup-stack recover` is run.
@@ -48,7 +51,11 @@ func TestFaultManagerKilledRuntimeDirEmptied(t *testing.T) {
 func TestFaultManagerStoppedMidJob(t *testing.T) { faultCrashScenario(t, faultTerm) }
 
 func faultCrashScenario(t *testing.T, kind faultCrashKind) {
-	r := newFaultRig(t, "crash", 10*time.Second, "", "")
+	faultCrashScenarioMode(t, modeRoot, kind)
+}
+
+func faultCrashScenarioMode(t *testing.T, m mode, kind faultCrashKind) {
+	r := newFaultRigMode(t, m, "crash", 10*time.Second, "", "")
 	e := r.e
 	name := r.st.Name
 	r.up()
@@ -84,7 +91,7 @@ func faultCrashScenario(t *testing.T, kind faultCrashKind) {
 			t.Errorf("finish during the shutdown did not say the stack is still held down: %s", oneLine(log))
 		}
 		for _, p := range e.faultUnitProcs(faultStackUnits(r.st)...) {
-			if p.Ours && faultAlive(p.PID) {
+			if faultAlive(p.PID) {
 				t.Errorf("after the shutdown, pid %d (%s) is still in %s", p.PID, p.Cmdline, p.Cgroup)
 			}
 		}

@@ -506,8 +506,10 @@ func TestScenario11Hooks(t *testing.T) {
 }
 
 // Scenario 12: a timer fires and the backup runs.
-func TestScenario12Timer(t *testing.T) {
-	env := newEnv(t)
+func TestScenario12Timer(t *testing.T) { forModes(t, testScenario12Timer) }
+
+func testScenario12Timer(t *testing.T, m mode) {
+	env := newEnvMode(t, m)
 	name := env.moreStackName("timer")
 	s := env.startSim("1=" + name + ":1s:Success")
 	env.writeConfig(restConfig(s))

@@ -21,7 +21,8 @@ check podman /usr/bin/podman
 check podman-compose /usr/bin/podman-compose
 check runc /usr/sbin/runc
 check busybox-static /bin/busybox
-check uidmap /usr/bin/newuidmap
+check uidmap /usr/bin/newuidmap                # rootless podman: the test users' subuid/subgid maps
+check slirp4netns /usr/bin/slirp4netns        # rootless podman: the bridge network of the test users' stacks
 check catatonit /usr/libexec/podman/catatonit # --init / compose `init: true`
 check netavark /usr/lib/podman/netavark        # compose's <project>_default network
 check iptables /usr/sbin/iptables               # used by netavark

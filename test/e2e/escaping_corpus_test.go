@@ -49,6 +49,7 @@ import (
 // A control unit whose drop-in holds a noncharacter proves that this oracle sees what
 // systemd does with a value it will not read (the lines after it vanish, the log says so).
 func TestEscapingCorpusRealSystemd(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")

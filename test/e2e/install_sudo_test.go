@@ -221,6 +221,63 @@ func (u *osUser) basicEnv(path string) []string {
 	return []string{"HOME=" + u.home, "USER=" + u.name, "LOGNAME=" + u.name, "LANG=C.UTF-8", "PATH=" + path}
 }
 
+// userSource copies the source into dst (in u's home) and gives it to u, with what its
+// build needs offline: root's module download cache, copied next to it as a file
+// GOPROXY (the user has neither network nor access to root's cache; `go mod vendor`
+// would need modules that building does not, such as hcl's tools-tagged
+// golang.org/x/tools, which a cache filled by builds lacks). It returns the go binary's
+// path.
+func userSource(t *testing.T, u *osUser, dst string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	copySource(t, dst)
+	u.chownTree(t, dst)
+	out, err := exec.Command(goBin, "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	from := filepath.Join(strings.TrimSpace(string(out)), "cache", "download")
+	to := userGoProxyDir(u)
+	err = filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		// Lock files and unfinished downloads are the cache's own, not the proxy's.
+		if !d.Type().IsRegular() || strings.HasSuffix(rel, ".lock") || strings.Contains(filepath.Base(rel), ".tmp") {
+			return nil
+		}
+		return copyFile(p, filepath.Join(to, rel), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copying the module download cache %s: %v", from, err)
+	}
+	u.chownTree(t, to)
+	return goBin
+}
+
+func userGoProxyDir(u *osUser) string { return filepath.Join(u.home, "goproxy") }
+
+// userGoEnv: the user's own build and module caches, modules from the file proxy of
+// userSource, no network.
+func userGoEnv(u *osUser) []string {
+	return []string{
+		"GOCACHE=" + filepath.Join(u.home, ".cache", "go-build"),
+		"GOPATH=" + filepath.Join(u.home, "go"),
+		"GOPROXY=file://" + userGoProxyDir(u),
+		"GOSUMDB=off", // go.sum still verifies every module
+		"GOFLAGS=-mod=readonly",
+		"GOTOOLCHAIN=local",
+	}
+}
+
 func sudoPrereqs(t *testing.T) {
 	t.Helper()
 	installPrereqs(t)
@@ -246,13 +303,9 @@ func sudoPrereqs(t *testing.T) {
 // planted in the user's manifest (a system file, another user's file, paths with ..,
 // old root entries, a libexec hint) survive --uninstall, which removes the real install.
 func TestInstallSudoNonRoot(t *testing.T) {
+	t.Parallel()
 	sudoPrereqs(t)
 	start := time.Now()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	goBin, _ = filepath.EvalSymlinks(goBin)
 	sys := systemDir(t, "sudo")
 	libexec := filepath.Join(sys, "libexec", "backup-stack")
 	genDir := filepath.Join(sys, "generators")
@@ -261,24 +314,11 @@ func TestInstallSudoNonRoot(t *testing.T) {
 	other := newTestUser(t, "bsoth", false)
 	t.Logf("users %s (uid %d, sudo) and %s (uid %d), root-owned dir %s", u.name, u.uid, other.name, other.uid, sys)
 
-	// The source, readable by the user; its modules vendored (as root, from the module
-	// cache: the user has neither network nor root's cache).
+	// The source, readable by the user, who builds it offline (userSource).
 	src := filepath.Join(u.home, "src")
-	copySource(t, src)
-	vendor := exec.Command(goBin, "mod", "vendor")
-	vendor.Dir = src
-	vendor.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOTOOLCHAIN=local")
-	if out, err := vendor.CombinedOutput(); err != nil {
-		t.Fatalf("go mod vendor: %v: %s", err, out)
-	}
-	u.chownTree(t, src)
+	goBin := userSource(t, u, src)
 	path := filepath.Dir(goBin) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	env := append(u.basicEnv(path),
-		"GOCACHE="+filepath.Join(u.home, ".cache", "go-build"),
-		"GOPATH="+filepath.Join(u.home, "go"),
-		"GOFLAGS=-mod=vendor",
-		"GOPROXY=off",
-		"GOTOOLCHAIN=local",
+	env := append(append(u.basicEnv(path), userGoEnv(u)...),
 		"XDG_RUNTIME_DIR="+filepath.Join(u.home, "no-manager"),
 		"BACKUP_STACK_GENERATOR_DIR="+genDir,
 	)
@@ -811,6 +851,7 @@ func removeCgroup(t *testing.T, cg string) {
 // generator directory) that a user could write, that is in a home, or that other users
 // cannot reach; before building or writing anything.
 func TestInstallRefusesUnsafeLibexec(t *testing.T) {
+	t.Parallel()
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()
@@ -889,6 +930,7 @@ func installLastLine(s string) string {
 // upgraded in place: the link now points at the root-owned program, the old programs
 // become links; --uninstall (ignoring the old root entries) leaves nothing.
 func TestInstallReplacesOldLink(t *testing.T) {
+	t.Parallel()
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()

@@ -232,6 +232,7 @@ func installPrereqs(t *testing.T) {
 // next to its real path, and --uninstall leaves exactly the files that were there before
 // plus the user's own stack file.
 func TestInstallUninstall(t *testing.T) {
+	t.Parallel()
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()
@@ -354,6 +355,7 @@ func TestInstallUninstall(t *testing.T) {
 
 // TestInstallRefusesForeignFiles: install.sh never overwrites a file it did not install.
 func TestInstallRefusesForeignFiles(t *testing.T) {
+	t.Parallel()
 	installPrereqs(t)
 	src := installSource(t)
 	s := t.TempDir()
@@ -447,6 +449,7 @@ func TestInstallRefusesForeignFiles(t *testing.T) {
 // its units into ~/.config/systemd/user; removing it removes them (manifest); --uninstall
 // leaves the home and prefix as they were.
 func TestInstallRootless(t *testing.T) {
+	t.Parallel()
 	installPrereqs(t)
 	e := newEnv(t)
 	src := installSource(t)

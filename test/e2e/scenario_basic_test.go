@@ -276,7 +276,10 @@ func basicMs(d time.Duration) string { return d.Round(time.Millisecond).String()
 // (unit inactive, no container with its label), after `systemctl --user start backup@<stack>`
 // returns 0 the stack and its two containers are back and Result=success. Downtime, job time,
 // overhead and job end → restored are measured and logged.
-func TestBasicHappyPath(t *testing.T) { forModes(t, testBasicHappyPath) }
+func TestBasicHappyPath(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicHappyPath)
+}
 
 func testBasicHappyPath(t *testing.T, m mode) {
 	for _, route := range []string{"api", "exec"} {
@@ -345,6 +348,7 @@ func testBasicHappyPath(t *testing.T, m mode) {
 // TestBasicRestorePolicy is scenario 2: previous keeps an inactive stack inactive and brings
 // an active one back; always starts the stack either way. Every run succeeds.
 func TestBasicRestorePolicy(t *testing.T) {
+	t.Parallel()
 	r := newBasicRig(t, "api", "rp", time.Second, "Success", "  restore_policy = \"previous\"\n")
 	stackFile := filepath.Join(r.e.configDir(), "stacks", r.st.Name+".hcl")
 	setPolicy := func(p string) {
@@ -512,7 +516,10 @@ func (o *basicOnDemand) backupFrozen(name, wantSock, wantSvc string) {
 // (service inactive, then service active too): both are stopped during the backup, a
 // connection is refused and starts nothing, and afterwards they are back exactly as before
 // and the socket activates the stack again.
-func TestBasicOnDemandSocketActive(t *testing.T) { forModes(t, testBasicOnDemandSocketActive) }
+func TestBasicOnDemandSocketActive(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicOnDemandSocketActive)
+}
 
 func testBasicOnDemandSocketActive(t *testing.T, m mode) {
 	o := newBasicOnDemand(t, m)
@@ -538,6 +545,7 @@ func testBasicOnDemandSocketActive(t *testing.T, m mode) {
 // TestBasicOnDemandSocketInactive is scenario 3 with socket and service inactive before the
 // backup: they stay inactive after it (and the port stays closed).
 func TestBasicOnDemandSocketInactive(t *testing.T) {
+	t.Parallel()
 	o := newBasicOnDemand(t, modeRoot)
 	o.startStack()
 	o.backupFrozen("socket inactive", "inactive", "inactive")
@@ -548,7 +556,10 @@ func TestBasicOnDemandSocketInactive(t *testing.T) {
 
 // TestBasicJobFails is scenario 4: a job that ends Error or Fatal fails the unit (exit status
 // 5 or 6 as ExecMainStatus), the stack is restored, and the log names stack, job and result.
-func TestBasicJobFails(t *testing.T) { forModes(t, testBasicJobFails) }
+func TestBasicJobFails(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicJobFails)
+}
 
 func testBasicJobFails(t *testing.T, m mode) {
 	r := newBasicRigMode(t, m, "api", "jf", time.Second, "Error", "")
@@ -592,7 +603,10 @@ func testBasicJobFails(t *testing.T, m mode) {
 
 // TestBasicHelperKilled is scenario 5: `backup-stack run` is killed with SIGKILL mid-job; the
 // stack is restored, the unit is failed, the slot is free and the next backup succeeds.
-func TestBasicHelperKilled(t *testing.T) { forModes(t, testBasicHelperKilled) }
+func TestBasicHelperKilled(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicHelperKilled)
+}
 
 func testBasicHelperKilled(t *testing.T, m mode) {
 	r := newBasicRigMode(t, m, "api", "kill", 6*time.Second, "Success", "")
@@ -645,7 +659,10 @@ func testBasicHelperKilled(t *testing.T, m mode) {
 // the stack and fails the unit with status 10 (interrupted). On the API route the task is
 // aborted (sim Result "Aborted"); the exec route cannot abort it, says so, and waits until the
 // task has ended before the stack is restored.
-func TestBasicStopMidJob(t *testing.T) { forModes(t, testBasicStopMidJob) }
+func TestBasicStopMidJob(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicStopMidJob)
+}
 
 func testBasicStopMidJob(t *testing.T, m mode) {
 	for _, route := range []string{"api", "exec"} {
@@ -705,7 +722,10 @@ func testBasicStopMidJob(t *testing.T, m mode) {
 
 // TestBasicStackStartedMidJob is scenario 7: a person starts the stack mid-job. The backup
 // fails with status 10, the task is aborted, the stack keeps running, the hold is released.
-func TestBasicStackStartedMidJob(t *testing.T) { forModes(t, testBasicStackStartedMidJob) }
+func TestBasicStackStartedMidJob(t *testing.T) {
+	t.Parallel()
+	forModes(t, testBasicStackStartedMidJob)
+}
 
 func testBasicStackStartedMidJob(t *testing.T, m mode) {
 	r := newBasicRigMode(t, m, "api", "man", 20*time.Second, "Success", "")
@@ -789,6 +809,7 @@ func basicHCLString(s string) string {
 // line) and of a post_backup hook (run through `backup-stack hook ... --`); each hook writes
 // the words it received NUL-separated to its own file, which must hold exactly the words.
 func TestBasicTrickyArgv(t *testing.T) {
+	t.Parallel()
 	gen := binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	var doc struct {

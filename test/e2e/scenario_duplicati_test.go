@@ -36,6 +36,7 @@ var dupEndClaims = regexp.MustCompile(`(?i)aborted|task [0-9]+ has ended|ended a
 //
 // Both times the stack ends up running and the hold unit inactive.
 func TestDuplicatiStopWhileQueued(t *testing.T) {
+	t.Parallel()
 	t.Run("abort-lands", func(t *testing.T) { dupStopWhileQueued(t, false) })
 	t.Run("still-held", func(t *testing.T) { dupStopWhileQueued(t, true) })
 }
@@ -186,6 +187,7 @@ func dupStopWhileQueued(t *testing.T, stillHeld bool) {
 // 2.2.0.3: a job that throws (Result Fatal). The unit fails with 6 and Duplicati's message
 // reaches `backup-stack list` and `status --stacks --json`; the stack is back up.
 func TestDuplicatiExecFatalInList(t *testing.T) {
+	t.Parallel()
 	r := newDupRig(t, "dxf", dupRigOpts{Route: "exec", Version: "2.3.1.0", Job: "1s:Fatal"})
 	for _, v := range []string{"2.3.1.0", "2.2.0.3"} {
 		t.Run(v, func(t *testing.T) {
@@ -227,6 +229,7 @@ func TestDuplicatiExecFatalInList(t *testing.T) {
 // It must not count as a backup: the unit fails with 7 ("no backup ran"), the sim shows no
 // Backup task of that backup, and the run did not end before the verify did.
 func TestDuplicatiExecExistingVerify(t *testing.T) {
+	t.Parallel()
 	r := newDupRig(t, "dxv", dupRigOpts{
 		Route: "exec", Version: "2.3.1.0", Job: "1s:Success",
 		Extra: func(s *sim) string { return dupHoldHook(s, "1", 5*time.Second) },
@@ -276,6 +279,7 @@ func TestDuplicatiExecExistingVerify(t *testing.T) {
 // status` fails and names exec_user. With exec_user = "911" it works: idle (0), and busy (3)
 // while a task runs.
 func TestDuplicatiDataFolderExecUser(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-stack")
 	binary(t, "duplicati-sim")
 	e := newEnv(t)
@@ -366,6 +370,7 @@ func (s *sim) dupHoldID(t *testing.T, backupID string, d time.Duration) int64 {
 // not take that task's Fatal for ours: backup@S does not succeed, its reason says Duplicati
 // restarted and not "simulated fatal error"; the stack is back up.
 func TestDuplicatiRestartReusedID(t *testing.T) {
+	t.Parallel()
 	r := newDupRig(t, "drs", dupRigOpts{
 		Route: "api", Version: "2.3.1.0", Job: "6s:Success",
 		Others: []string{"2=other-drs:2s:Fatal"},

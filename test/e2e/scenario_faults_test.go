@@ -34,21 +34,29 @@ const (
 // manager would), then started again: backup-recover.service restores the stack.
 // In both modes: a rootless stack's containers are in the manager's cgroup and die with it.
 func TestFaultManagerKilled(t *testing.T) {
+	t.Parallel()
 	forModes(t, func(t *testing.T, m mode) { faultCrashScenarioMode(t, m, faultKill) })
 }
 
 // Scenario 1b: as 1, with backup-recover.service masked: after the restart the stack stays
 // down and `list` / `status --stacks` say LEFT DOWN until `backup-stack recover` is run.
-func TestFaultManagerKilledRecoverByHand(t *testing.T) { faultCrashScenario(t, faultKillByHand) }
+func TestFaultManagerKilledRecoverByHand(t *testing.T) {
+	t.Parallel()
+	faultCrashScenario(t, faultKillByHand)
+}
 
 // Scenario 2: as 1, with $XDG_RUNTIME_DIR emptied before the restart (a reboot does that).
 func TestFaultManagerKilledRuntimeDirEmptied(t *testing.T) {
+	t.Parallel()
 	faultCrashScenario(t, faultKillEmptiedRun)
 }
 
 // Scenario 3: the manager is stopped by SIGTERM mid-job: its finish runs, but the manager
 // refuses the restore's start while it shuts down; the next manager start restores it.
-func TestFaultManagerStoppedMidJob(t *testing.T) { faultCrashScenario(t, faultTerm) }
+func TestFaultManagerStoppedMidJob(t *testing.T) {
+	t.Parallel()
+	faultCrashScenario(t, faultTerm)
+}
 
 func faultCrashScenario(t *testing.T, kind faultCrashKind) {
 	faultCrashScenarioMode(t, modeRoot, kind)
@@ -262,6 +270,7 @@ func faultCrashScenarioMode(t *testing.T, m mode, kind faultCrashKind) {
 // Scenario 1c: the manager is SIGKILLed while idle, and stack files change while it is
 // down (one edited, one deleted): the restarted manager's units must follow the files.
 func TestFaultManagerKilledStackFilesChanged(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	e := newEnv(t)
@@ -310,6 +319,7 @@ func TestFaultManagerKilledStackFilesChanged(t *testing.T) {
 // which `podman ps` does not list. No job may start; the unit fails naming the container;
 // afterwards all containers run again.
 func TestFaultContainerIgnoresSIGTERM(t *testing.T) {
+	t.Parallel()
 	composeBin, err := exec.LookPath("podman-compose")
 	if err != nil {
 		t.Skip("no podman-compose")
@@ -425,6 +435,7 @@ func TestFaultContainerIgnoresSIGTERM(t *testing.T) {
 // containers too) during the job: the restore's `podman-compose up -d` exits 0 with no
 // container, so the unit fails naming the missing containers, and the notification runs.
 func TestFaultImageRemovedMidJob(t *testing.T) {
+	t.Parallel()
 	r := newFaultRig(t, "rmi", 6*time.Second, "  stop_timeout  = \"30s\"\n  start_timeout = \"10s\"\n", "")
 	e := r.e
 	// A per-test image (its own ID: FROM the mini image with labels), so that removing it
@@ -498,6 +509,7 @@ func TestFaultImageRemovedMidJob(t *testing.T) {
 // helper kills each hook's process group at the timeout, the backup ends, the stack is up
 // afterwards and the slot is free (another backup starts at once).
 func TestFaultHooksHang(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	e := newEnv(t)
@@ -624,6 +636,7 @@ func TestFaultHooksHang(t *testing.T) {
 // after the first, waits at its gate and must not stop its stack before the first stack's
 // start job has ended.
 func TestFaultSlowRestore(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	e := newEnv(t)

@@ -80,6 +80,7 @@ func (e *env) moreWaitBackupsDone(stacks []*stack, since time.Time, timeout time
 // Scenario 8a: three stacks started in one command run one after another in name order,
 // and each stack's down interval holds no other stack's job.
 func TestScenario8aThreeStacksOneCommand(t *testing.T) {
+	t.Parallel()
 	env, s, stacks, ids := moreSerialEnv(t, "")
 	w := env.moreWatchUnits(moreWatchedUnits(stacks)...)
 	since := time.Now()
@@ -110,6 +111,7 @@ func TestScenario8aThreeStacksOneCommand(t *testing.T) {
 // second apart: ordering cannot help (the jobs were not queued together), the gate's single
 // slot must still keep the down intervals apart.
 func TestScenario8bThreeStacksReverseNoBlock(t *testing.T) {
+	t.Parallel()
 	env, s, stacks, ids := moreSerialEnv(t, "")
 	w := env.moreWatchUnits(moreWatchedUnits(stacks)...)
 	since := time.Now()
@@ -170,6 +172,7 @@ func TestScenario8bThreeStacksReverseNoBlock(t *testing.T) {
 // Scenario 8c: the same OnCalendar schedule on three stacks: the timers fire together, the
 // backups run one after another in name order with no overlap.
 func TestScenario8cThreeStacksOneSchedule(t *testing.T) {
+	t.Parallel()
 	env, s, stacks, ids := moreSerialEnv(t, "")
 	// The stacks are up; now give them one schedule a few seconds ahead.
 	env.moreAccuracy()
@@ -238,6 +241,7 @@ func moreEnsureTimers(env *env, timers []string) {
 // Scenario 9: Duplicati is busy with another task: the stack stays up until Duplicati is
 // idle; only then is it stopped, and the backup completes.
 func TestScenario9BusyDuplicati(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	name := env.moreStackName("busy")
 	s := env.startSim("1=" + name + ":1s:Success")
@@ -309,6 +313,7 @@ func TestScenario9BusyDuplicati(t *testing.T) {
 // that does not exist) fails the unit with the gate's exit status 9, and a missing
 // require_paths entry with 11; in every case the stack never went down.
 func TestScenario10GateFailuresNeverStop(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	name := env.moreStackName("gate")
 	s := env.startSim("1=" + name + ":1s:Success")
@@ -383,6 +388,7 @@ func TestScenario10GateFailuresNeverStop(t *testing.T) {
 // name promises; ignore_failure works; a failing required post_start fails the unit after
 // the restore; a failing required pre_stop aborts before anything is stopped.
 func TestScenario11Hooks(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	name := env.moreStackName("hooks")
 	s := env.startSim("1=" + name + ":1s:Success")
@@ -506,7 +512,10 @@ func TestScenario11Hooks(t *testing.T) {
 }
 
 // Scenario 12: a timer fires and the backup runs.
-func TestScenario12Timer(t *testing.T) { forModes(t, testScenario12Timer) }
+func TestScenario12Timer(t *testing.T) {
+	t.Parallel()
+	forModes(t, testScenario12Timer)
+}
 
 func testScenario12Timer(t *testing.T, m mode) {
 	env := newEnvMode(t, m)
@@ -565,6 +574,7 @@ func testScenario12Timer(t *testing.T, m mode) {
 // Scenario 13: a broken stack file next to a good one: the good stack is generated and
 // backs up; the broken one is not generated; validate exits 2 with file:line:col.
 func TestScenario13BrokenStackFile(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	good := env.moreStackName("good")
 	broken := env.moreStackName("broken")
@@ -613,6 +623,7 @@ func TestScenario13BrokenStackFile(t *testing.T) {
 // The generated units for a stack with hooks and on_demand pass `systemd-analyze --user
 // verify`, and the hold unit has Conflicts= and After= on the stack unit, socket and service.
 func TestScenarioMoreVerifyUnits(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	name := env.moreStackName("verify")
 	sock, svc := "od-"+name+".socket", "od-"+name+".service"

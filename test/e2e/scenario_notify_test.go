@@ -65,6 +65,7 @@ func kinds(pings []string) []string {
 }
 
 func TestNotifyPingsMetricsStatus(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	e := newEnv(t)

@@ -57,6 +57,7 @@ func (r *planRig) planMidJob(what string, wasUp bool, edit func()) *planBg {
 // daemon-reload without S's drop-ins: systemd drops their lines even from the running unit).
 // S ends as at the gate, Result=success, the hold inactive, the slot free, and reload warned.
 func TestPlanStackFileDeletedReload(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "pdel", planJob, "", true)
 	var reloadOut string
 	r.planMidJob("stack file deleted + reload", true, func() {
@@ -86,6 +87,7 @@ func TestPlanStackFileDeletedReload(t *testing.T) {
 // Scenario 2: mid-job, S's stack file is made unparseable, then daemon-reload (the generator
 // skips it: the drop-ins vanish). Same checks; validate names the file and warns.
 func TestPlanStackFileBroken(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "pbrk", planJob, "", true)
 	var valOut string
 	var valCode int
@@ -124,6 +126,7 @@ const planBrokenConfig = "duplicati {\n  url = [\n"
 // before `run` (by the last pre_backup hook): `run` still reaches the simulator, with the
 // Duplicati settings of the plan, and S ends as at the gate.
 func TestPlanConfigBroken(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "pcfg", planJob, "", true)
 	cfgPath := filepath.Join(r.e.configDir(), "config.hcl")
 	restoreCfg := func() {
@@ -195,6 +198,7 @@ func TestPlanConfigBroken(t *testing.T) {
 // inactive at the gate: it stays inactive; (b) unit changed to another existing unit: the
 // real unit comes back, the other unit is untouched. Result=success both times.
 func TestPlanPolicyAndUnitChanged(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "ppol", planJob, "  restore_policy = \"previous\"\n", false)
 	otherUnit := "pu-other-" + r.e.id + ".service"
 	r.e.writeUserUnit(otherUnit, "[Unit]\nDescription=e2e: another existing unit\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
@@ -270,6 +274,7 @@ func TestPlanPolicyAndUnitChanged(t *testing.T) {
 // slow): each time the stack ends as it was and the backup's result is the job's. What the
 // waiting `systemctl --user start backup@S` printed, and its exit code, are logged.
 func TestPlanDaemonReexec(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "prex", 4*time.Second, "", true)
 	compose, err := exec.LookPath("podman-compose")
 	if err != nil {
@@ -371,6 +376,7 @@ func TestPlanDaemonReexec(t *testing.T) {
 // backup: the backup succeeds, and the damaged plan and history were moved aside
 // (<name>.corrupt-<time>) while the new ones are good.
 func TestPlanGarbageStateFiles(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "pgar", time.Second, "", true)
 	planPath := filepath.Join(r.e.planStateDir(), "plan", r.st.Name+".json")
 	histPath := filepath.Join(r.e.planStateDir(), "history", r.st.Name+".json")
@@ -443,6 +449,7 @@ func TestPlanGarbageStateFiles(t *testing.T) {
 // stack is not the one asked for. Checked: the job must not go on (and end Success) while
 // the stack is up.
 func TestPlanStackStartedAfterReload(t *testing.T) {
+	t.Parallel()
 	r := newPlanRig(t, "pman", 8*time.Second, "", true)
 	otherUnit := "pm-other-" + r.e.id + ".service"
 	r.e.writeUserUnit(otherUnit, "[Unit]\nDescription=e2e: another existing unit\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")

@@ -13,6 +13,7 @@ import (
 // that gap: new timers start, changed schedules are re-armed, removed
 // stacks' timers stop.
 func TestReloadAppliesSchedules(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	e := newEnv(t)

@@ -16,6 +16,7 @@ import (
 // (same start times before and after), B's backup units never run, B's slot is never taken,
 // B's Duplicati sees no task, and neither podman sees the other's containers.
 func TestRootlessUsersIsolated(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	a := newEnvMode(t, modeRootless)

@@ -89,6 +89,7 @@ type showCase struct {
 //
 //	BACKUP_STACK_E2E=require go test -count=1 -run TestGeneratedUnitsAsSystemdReadsThem ./test/e2e/ -update-show
 func TestGeneratedUnitsAsSystemdReadsThem(t *testing.T) {
+	t.Parallel()
 	binary(t, "backup-generator")
 	binary(t, "backup-stack")
 	cases := showGoldenCases(t)

@@ -10,6 +10,7 @@ import (
 // container holds its duplicati-server-util stand-in, `podman exec ... status` and `run`
 // reach the sim, and the control endpoints answer.
 func TestHarnessSim(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	s := env.startSim("1=smoke:1s:Success")
 	start := time.Now()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,28 +10,32 @@ import (
 // TestHarnessSmoke checks the harness itself: a manager starts, a compose stack unit brings
 // two labelled containers up and stops them, the generator (when built) is run on
 // daemon-reload, and the manager exits cleanly.
-func TestHarnessSmoke(t *testing.T) { forModes(t, testHarnessSmoke) }
+func TestHarnessSmoke(t *testing.T) {
+	t.Parallel()
+	forModes(t, testHarnessSmoke)
+}
 
 func testHarnessSmoke(t *testing.T, m mode) {
 	env := newEnvMode(t, m)
-	st := env.composeStack("smoke")
+	name := "smoke-" + env.id
+	st := env.composeStack(name)
 	env.daemonReload()
 
 	start := time.Now()
 	if out, err := env.systemctl("start", st.Unit); err != nil {
-		t.Fatalf("start %s: %v: %s; stack log: %s", st.Unit, err, out, env.tail("stack-smoke.log"))
+		t.Fatalf("start %s: %v: %s; stack log: %s", st.Unit, err, out, env.tail("stack-"+name+".log"))
 	}
 	t.Logf("timing: compose up (systemctl start %s) %s", st.Unit, time.Since(start).Round(time.Millisecond))
 	if got := env.show(st.Unit, "ActiveState")["ActiveState"]; got != "active" {
 		t.Fatalf("%s ActiveState = %q, want active", st.Unit, got)
 	}
-	running := env.runningContainers("smoke")
+	running := env.runningContainers(name)
 	if len(running) != 2 {
 		t.Fatalf("running containers of project smoke = %v, want 2", running)
 	}
 	t.Logf("running: %v", running)
 	if m == modeRootless {
-		env.expectRootless("smoke_app_1")
+		env.expectRootless(name + "_app_1")
 	}
 
 	start = time.Now()
@@ -38,7 +43,7 @@ func testHarnessSmoke(t *testing.T, m mode) {
 		t.Fatalf("stop %s: %v: %s", st.Unit, err, out)
 	}
 	t.Logf("timing: compose stop (systemctl stop %s) %s", st.Unit, time.Since(start).Round(time.Millisecond))
-	if got := env.runningContainers("smoke"); len(got) != 0 {
+	if got := env.runningContainers(name); len(got) != 0 {
 		t.Fatalf("after stop, running containers = %v, want none", got)
 	}
 	if got := env.show(st.Unit, "ActiveState")["ActiveState"]; got != "inactive" {
@@ -46,11 +51,11 @@ func testHarnessSmoke(t *testing.T, m mode) {
 	}
 
 	if haveBinary("backup-generator") {
-		env.writeStack("smoke", "stack \"smoke\" {\n  jobs = [\"smoke\"]\n}\n")
+		env.writeStack(name, fmt.Sprintf("stack %q {\n  jobs = [\"smoke\"]\n}\n", name))
 		env.daemonReload()
-		p := env.show("backup@smoke.service", "LoadState", "FragmentPath", "DropInPaths")
+		p := env.show("backup@"+name+".service", "LoadState", "FragmentPath", "DropInPaths")
 		if p["LoadState"] != "loaded" {
-			out, _ := env.systemctl("cat", "backup@smoke.service")
+			out, _ := env.systemctl("cat", "backup@"+name+".service")
 			t.Errorf("backup@smoke.service LoadState = %q, want loaded (%v); cat: %s; manager.log: %s", p["LoadState"], p, out, env.tail("manager.log"))
 		} else {
 			t.Logf("generated: %s drop-ins %s", p["FragmentPath"], p["DropInPaths"])

@@ -36,12 +36,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dryRun := fl.Bool("dry-run", false, "print the units to stdout instead of writing them; with stack names, only those stacks' files (and the templates)")
 	configDir := fl.String("config", "", "configuration directory (default $XDG_CONFIG_HOME/backup-stack)")
 	helper := fl.String("helper", "", "absolute path of backup-stack (default: next to this program)")
+	showVersion := fl.Bool("version", false, "print the version and the commit it was built from, and exit")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "usage: backup-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n       backup-generator --dry-run [STACK...]\n\n")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildVersion())
+		return 0
 	}
 	rest := fl.Args()
 	if !*dryRun && len(rest) != 1 && len(rest) != 3 {

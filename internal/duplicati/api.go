@@ -600,9 +600,11 @@ type apiWait struct {
 	ranAt      time.Time // its TaskStarted (or when we saw it Running)
 	lastStatus string
 	lastLog    time.Time
-	notFound   int
-	failSince  time.Time
-	suspect    string // why the task ID may now belong to another task ("" = trusted)
+	// lastProgress: when Options.Progress was last given the task's progress.
+	lastProgress time.Time
+	notFound     int
+	failSince    time.Time
+	suspect      string // why the task ID may now belong to another task ("" = trusted)
 }
 
 func (w *apiWait) loop(ctx context.Context, deadline <-chan time.Time) (Outcome, error) {
@@ -692,6 +694,7 @@ func (w *apiWait) loop(ctx context.Context, deadline <-chan time.Time) (Outcome,
 				w.lastLog = time.Now()
 				a.logProgress(ctx, w.id, w.label, w.began)
 			}
+			w.reportProgress(ctx)
 		case "Completed":
 			w.oc.Finished = time.Now()
 			return a.finishFromLog(ctx, w.oc, w.t0, w.label, "")
@@ -722,6 +725,9 @@ func (w *apiWait) next(ctx context.Context) {
 	// The server holds a long poll for at least 10s; cut it short on our side for the next
 	// progress line and the wait timeout.
 	cut := min(longPollWait, progressEvery)
+	if w.a.o.Progress != nil && w.lastStatus == "Running" {
+		cut = min(cut, progressStatusEvery)
+	}
 	if left := time.Until(w.deadline); left < cut {
 		cut = max(left, 10*time.Millisecond)
 	}
@@ -884,16 +890,12 @@ func orStr(s, def string) string {
 }
 
 func (a *apiBackend) logProgress(ctx context.Context, id int64, label string, began time.Time) {
-	var p struct {
-		TaskID          int64
-		Phase           string
-		OverallProgress float64
-	}
-	if err := a.do(ctx, http.MethodGet, "progressstate", &p); err != nil || p.TaskID != id {
+	p, ok := a.progress(ctx, id)
+	if !ok {
 		a.o.Logf("%s: task %d still running after %s", label, id, fmtDur(time.Since(began)))
 		return
 	}
-	a.o.Logf("%s: task %d still running after %s: %s, %.0f%%", label, id, fmtDur(time.Since(began)), p.Phase, p.OverallProgress*100)
+	a.o.Logf("%s: task %d still running after %s: %s, %.0f%%", label, id, fmtDur(time.Since(began)), p.Phase, p.Fraction*100)
 }
 
 // abortIfNew handles a cancellation during POST run, when the task ID is not known: if the

@@ -233,6 +233,9 @@ type Options struct {
 	// Logf gets one line per state change and progress lines at most every 30s. Never
 	// secrets. nil discards.
 	Logf func(format string, args ...any)
+	// Progress gets the progress of the running task, at most every 2s (REST route only:
+	// the exec route's util shows none). For the live status line; nil discards.
+	Progress func(Progress)
 }
 
 const (

@@ -198,7 +198,7 @@ func TestDamagedPlanThenGate(t *testing.T) {
 	if m, _ := filepath.Glob(planPath(te.StateDir, "a") + ".corrupt-*"); len(m) != 1 {
 		t.Errorf("moved aside: %q", m)
 	}
-	own, err := te.OwnPlan("a")
+	own, err := te.OwnPlan(context.Background(), "a")
 	if err != nil || own.InvocationID != invA || !own.UnitActive {
 		t.Fatalf("own plan %+v %v", own, err)
 	}
@@ -228,7 +228,7 @@ func TestOwnPlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			te := newEnv(t, invA)
 			tc.setup(t, te)
-			p, err := te.OwnPlan("a")
+			p, err := te.OwnPlan(context.Background(), "a")
 			if tc.wantErr == nil {
 				if err != nil || p == nil || p.InvocationID != invA {
 					t.Fatalf("%+v %v", p, err)
@@ -244,7 +244,7 @@ func TestOwnPlan(t *testing.T) {
 	t.Run("unreadable", func(t *testing.T) {
 		te := newEnv(t, invA)
 		os.MkdirAll(planPath(te.StateDir, "a"), 0o700)
-		if _, err := te.OwnPlan("a"); err == nil || errors.Is(err, ErrNoPlan) || errors.Is(err, ErrDamagedState) {
+		if _, err := te.OwnPlan(context.Background(), "a"); err == nil || errors.Is(err, ErrNoPlan) || errors.Is(err, ErrDamagedState) {
 			t.Fatalf("got %v", err)
 		}
 	})

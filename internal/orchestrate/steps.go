@@ -8,9 +8,12 @@
 package orchestrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/livestatus"
 	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/podman"
 	"github.com/backup-stack/backup-stack/internal/systemd"
@@ -54,6 +58,8 @@ type Env struct {
 	Log          *slog.Logger
 	// Poll is the interval of every wait loop.
 	Poll time.Duration
+	// Status is the unit's live status line (sd_notify STATUS=); nil outside a unit.
+	Status *livestatus.Notifier
 }
 
 func (e *Env) info(format string, args ...any)  { e.Log.Info(fmt.Sprintf(format, args...)) }
@@ -70,6 +76,27 @@ func (e *Env) poll() time.Duration {
 func (e *Env) needInvocation() error {
 	if e.InvocationID == "" {
 		return fmt.Errorf("%w: INVOCATION_ID is not set; start the backup with `systemctl --user start backup@<stack>`", ErrNotFromUnit)
+	}
+	return nil
+}
+
+// FromUnit refuses unless this process is part of the invocation that unit
+// runs now. A step typed in a shell has no INVOCATION_ID, or (a shell in a
+// terminal service) another unit's: either way it must not touch the plan,
+// the slot or the history of a run it is not part of. Comparing with the
+// plan alone is not enough: finish without a plan restores a held stack.
+func (e *Env) FromUnit(ctx context.Context, unit string) error {
+	if err := e.needInvocation(); err != nil {
+		return err
+	}
+	ps, err := e.Manager.Show(ctx, []string{unit}, "InvocationID", "ActiveState")
+	if err != nil {
+		return fmt.Errorf("asking the manager which invocation %s runs: %w", unit, err)
+	}
+	inv, state := ps[0]["InvocationID"], ps[0]["ActiveState"]
+	if inv != e.InvocationID || !systemd.Running(state) {
+		return fmt.Errorf("%w: this process is not part of %s (its INVOCATION_ID is %s; the unit is %s with invocation %q): the steps run only from the unit; start the backup with `systemctl --user start %s`",
+			ErrNotFromUnit, unit, e.InvocationID, state, inv, unit)
 	}
 	return nil
 }
@@ -94,8 +121,8 @@ func (e *Env) invocationRunning(ctx context.Context, stack, inv string) (bool, e
 
 // OwnPlan returns this invocation's plan of stack. ErrNoPlan when there is
 // none (the gate did not get that far), wrapped with why.
-func (e *Env) OwnPlan(stack string) (*Plan, error) {
-	if err := e.needInvocation(); err != nil {
+func (e *Env) OwnPlan(ctx context.Context, stack string) (*Plan, error) {
+	if err := e.FromUnit(ctx, systemd.BackupService(stack)); err != nil {
 		return nil, err
 	}
 	p, err := LoadPlan(e.StateDir, stack)
@@ -152,7 +179,7 @@ func CheckPaths(paths []string) error {
 // slot and an idle Duplicati, at most maxWait in all, checks the required
 // paths, and saves the plan: the settings and what is up now.
 func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait time.Duration, idle IdleFunc) (*Plan, error) {
-	if err := e.needInvocation(); err != nil {
+	if err := e.FromUnit(ctx, systemd.BackupService(st.Name)); err != nil {
 		return nil, err
 	}
 	prev, err := LoadPlan(e.StateDir, st.Name)
@@ -173,13 +200,19 @@ func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait t
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	me := Holder{Stack: st.Name, InvocationID: e.InvocationID, Since: time.Now()}
+	holder := "?"
 	err = e.SlotFor().Take(wctx, me, e.poll(), func(h Holder) {
+		holder = h.Stack
 		e.info("waiting for the backup slot: stack %q is being backed up (since %s); stack %q stays up meanwhile",
 			h.Stack, h.Since.Format(time.TimeOnly), st.Name)
+		e.Status.Set(livestatus.WaitingSlot(h.Stack))
 	})
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w after %s (wait_timeout of duplicati in config.hcl): %w", ErrGateTimeout, maxWait, err)
+			return nil, gateTimeout(fmt.Sprintf("waited %s for the backup slot (wait_timeout; held by %s)", maxWait, holder))
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s while waiting for the backup slot: %w", Interrupted(ctx), ctx.Err())
 		}
 		return nil, err
 	}
@@ -230,7 +263,7 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 		ready, words, err := idle(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return fmt.Errorf("%w after %s for an idle Duplicati (last: %s)", ErrGateTimeout, maxWait, last)
+			return idleGaveUp(ctx, maxWait, last)
 		case err != nil:
 			failures++
 			if failures >= 3 {
@@ -253,10 +286,36 @@ func waitIdle(ctx context.Context, e *Env, maxWait time.Duration, idle IdleFunc)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w after %s for an idle Duplicati (last: %s)", ErrGateTimeout, maxWait, last)
+			return idleGaveUp(ctx, maxWait, last)
 		case <-time.After(wait):
 		}
 	}
+}
+
+// idleGaveUp says why the wait for an idle Duplicati ended: its bound, or a stop.
+func idleGaveUp(ctx context.Context, maxWait time.Duration, last string) error {
+	if last == "" {
+		last = "no answer"
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return gateTimeout(fmt.Sprintf("waited %s for Duplicati to be idle (wait_timeout; last: %s)", maxWait, last))
+	}
+	return fmt.Errorf("%s while waiting for Duplicati to be idle (last: %s): %w", Interrupted(ctx), last, context.Canceled)
+}
+
+// gateTimeout is ErrGateTimeout in the words of what was waited for.
+type gateTimeout string
+
+func (e gateTimeout) Error() string        { return string(e) }
+func (e gateTimeout) Is(target error) bool { return target == ErrGateTimeout }
+
+// Interrupted says why ctx ended, in words: "interrupted (received signal
+// terminated)" when the cause is known.
+func Interrupted(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil && c != context.Canceled && c != context.DeadlineExceeded {
+		return "interrupted (" + c.Error() + ")"
+	}
+	return "interrupted"
 }
 
 func (p *Plan) describe() string {
@@ -294,6 +353,7 @@ func Hold(ctx context.Context, e *Env, p *Plan) error {
 		return err
 	}
 	hold := systemd.HoldService(p.Stack)
+	e.Status.Set(livestatus.Stopping)
 	e.info("stopping %s (starting %s)", strings.Join(p.Units(), ", "), hold)
 	hctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
 	defer cancel()
@@ -420,6 +480,7 @@ func changing(state string) bool {
 // is down (podman ps -a: any state but exited, stopped, created and
 // configured counts as running), bounded by stop_timeout.
 func WaitStopped(ctx context.Context, e *Env, p *Plan) error {
+	e.Status.Set(livestatus.Stopping)
 	wctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
 	defer cancel()
 	start := time.Now()
@@ -486,7 +547,8 @@ func RunHook(ctx context.Context, e *Env, p *Plan, kind string, n int, env []str
 		e.warn("%s hook failed (%v); ignored as configured (ignore_failure)", kind, err)
 		return nil
 	}
-	return fmt.Errorf("hook %s: %w", kind, err)
+	// The reason people read (list, BACKUP_REASON): the hook, its program, what went wrong.
+	return fmt.Errorf("hook %s: %s: %w", kind, h.Command[0], err)
 }
 
 func runBounded(ctx context.Context, h Hook, env []string) error {
@@ -497,7 +559,9 @@ func runBounded(ctx context.Context, h Hook, env []string) error {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(hctx, h.Command[0], h.Command[1:]...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Its output goes to the journal; its last line also into the reason.
+	last := &lastLine{}
+	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, last)
 	cmd.Env = append(os.Environ(), env...)
 	// Its own process group, so that the timeout ends the hook's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -508,14 +572,75 @@ func runBounded(ctx context.Context, h Hook, env []string) error {
 	case err == nil:
 		return nil
 	case hctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
-		return fmt.Errorf("%w after %s (timeout in the hook block): %s", ErrHookTimeout, timeout, h.Command[0])
+		return fmt.Errorf("%w after %s (timeout in the hook block)", ErrHookTimeout, timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", Interrupted(ctx), ctx.Err())
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return fmt.Errorf("%s: %v", h.Command[0], err)
+		what := last.String()
+		if what == "" {
+			what = "failed"
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("%s (killed by signal %s)", what, ws.Signal())
+		}
+		return fmt.Errorf("%s (exit %d)", what, ee.ExitCode())
 	}
-	// The program could not be started at all (not found, not executable).
-	return err
+	// The program could not be started at all: said as a shell would, with its exit status.
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return &startError{"not found (exit 127)", err}
+	case errors.Is(err, fs.ErrPermission):
+		return &startError{"not executable (exit 126)", err}
+	}
+	return &startError{fmt.Sprintf("cannot be started: %v (exit 126)", err), err}
+}
+
+// startError is a hook program that could not be started, in a shell's words (the
+// caller names the program); it wraps exec's own error for errors.Is.
+type startError struct {
+	words string
+	err   error
+}
+
+func (e *startError) Error() string { return e.words }
+func (e *startError) Unwrap() error { return e.err }
+
+// lastLine keeps the last non-empty line written to it (at most 200 bytes): a
+// failing hook's own last words make the best reason.
+type lastLine struct {
+	buf  []byte
+	line string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if t := strings.TrimSpace(string(l.buf[:i])); t != "" {
+			l.line = t
+		}
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 {
+		l.buf = l.buf[len(l.buf)-4096:]
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	s := l.line
+	if t := strings.TrimSpace(string(l.buf)); t != "" {
+		s = t
+	}
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
 }
 
 // Restore stops the hold unit and starts what the policy says, bounded by
@@ -725,6 +850,7 @@ func orState(c podman.Container) string {
 // the stack is still held down (the restore failed, or the manager refused
 // it while shutting down): then recover restores it at the next start.
 func Finish(ctx context.Context, e *Env, p *Plan, env []string) {
+	e.Status.Set(livestatus.Restoring)
 	NoteChanges(e, p)
 	for _, kind := range []string{"post_backup", "pre_start"} {
 		runHooksOf(ctx, e, p, kind, env)

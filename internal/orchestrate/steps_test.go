@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/livestatus"
 	"github.com/backup-stack/backup-stack/internal/manager/managertest"
 	"github.com/backup-stack/backup-stack/internal/podman"
 )
@@ -137,6 +140,10 @@ func newEnv(t *testing.T, inv string) *testEnv {
 		Containers:   te.pods,
 		Log:          slog.New(slog.NewTextHandler(buf, nil)),
 		Poll:         2 * time.Millisecond,
+	}
+	if inv != "" {
+		// The steps run as processes of backup@a.service's running invocation (FromUnit).
+		te.mgr.SetProp("backup@a.service", "InvocationID", inv).Set("activating", "backup@a.service")
 	}
 	return te
 }
@@ -385,7 +392,7 @@ func TestGateSlotNeverFreed(t *testing.T) {
 	start := time.Now()
 	_, err := Gate(context.Background(), te.Env, cfgA, stackA(nil), 40*time.Millisecond, idle.idle)
 	// The deadline ends either the wait between two looks or a look itself.
-	if !errors.Is(err, ErrGateTimeout) || !(strings.Contains(err.Error(), `"b"`) || strings.Contains(err.Error(), "holder b")) {
+	if !errors.Is(err, ErrGateTimeout) || !(strings.Contains(err.Error(), `"b"`) || strings.Contains(err.Error(), "held by b)")) {
 		t.Fatalf("want ErrGateTimeout naming stack b, got %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -518,7 +525,8 @@ func TestGateRequirePaths(t *testing.T) {
 		if time.Since(start) > time.Second {
 			t.Error("waited before checking the paths")
 		}
-		if c := te.mgr.Calls(); len(c) != 0 || s.n() != 0 {
+		// Only the check that this is the unit's own invocation (FromUnit).
+		if c := te.mgr.Calls(); len(c) != 1 || c[0] != "show "+bkA || s.n() != 0 {
 			t.Errorf("asked the manager %q / Duplicati %d times before failing", c, s.n())
 		}
 		if h := te.holder(t); h == nil || h.Stack != "b" {
@@ -726,6 +734,7 @@ func TestGatePlanCannotBeSaved(t *testing.T) {
 		te := newEnv(t, invA)
 		st := stackA(nil)
 		st.Name = strings.Repeat("n", 245)
+		te.mgr.SetProp("backup@"+st.Name+".service", "InvocationID", invA).Set("activating", "backup@"+st.Name+".service")
 		_, err := Gate(context.Background(), te.Env, cfgA, st, time.Second, idleNow)
 		if err == nil || !strings.Contains(err.Error(), "saving the plan") {
 			t.Fatalf("got %v", err)
@@ -754,7 +763,7 @@ func TestStepsNeedInvocationID(t *testing.T) {
 		!strings.Contains(err.Error(), "systemctl --user start backup@") {
 		t.Fatalf("gate: %v", err)
 	}
-	if _, err := te.OwnPlan("a"); !errors.Is(err, ErrNotFromUnit) {
+	if _, err := te.OwnPlan(context.Background(), "a"); !errors.Is(err, ErrNotFromUnit) {
 		t.Fatalf("own plan: %v", err)
 	}
 	if c := te.mgr.Calls(); len(c) != 0 {
@@ -817,7 +826,8 @@ func TestGateRecoversAnEarlierPlanFirst(t *testing.T) {
 			if slotAtRestore {
 				t.Error("the slot was taken before the earlier plan was restored")
 			}
-			if got := count(te.mgr.Calls(), "show "+bkA) > 0; got != tc.recovered {
+			// The first show is the gate's own check (FromUnit).
+			if got := count(te.mgr.Calls(), "show "+bkA) > 1; got != tc.recovered {
 				t.Errorf("earlier invocation checked: %v, want %v", got, tc.recovered)
 			}
 			disk := te.plan(t)
@@ -850,7 +860,8 @@ func TestGateRefusesWhenTheEarlierPlanCannotBeRestored(t *testing.T) {
 			te.mgr.Fail("stop --alone "+holdA, errors.New("access denied"))
 		}, "releasing the hold"},
 		{"the manager cannot say whether that run still runs", func(te *testEnv) {
-			te.mgr.Fail("show "+bkA, errors.New("no user manager"))
+			// The gate's own check (FromUnit) gets its answer; the look at the earlier run does not.
+			te.mgr.On("show "+bkA, func() { te.mgr.Fail("show "+bkA, errors.New("no user manager")) })
 		}, "no user manager"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1107,6 +1118,7 @@ func TestRunHook(t *testing.T) {
 		wantIs  error
 		ran     string // what the hook wrote to marker; "" = it did not run
 		warned  bool
+		cancel  bool // the step is stopped (SIGTERM) while the hook runs
 	}{
 		{name: "success", hooks: []Hook{{Kind: "verify", Command: sh(`echo ok > "$M"`)}}, kind: "verify", n: 1, ran: "ok"},
 		{name: "the n-th of its kind", hooks: []Hook{
@@ -1115,13 +1127,21 @@ func TestRunHook(t *testing.T) {
 		{name: "environment passed", hooks: []Hook{{Kind: "post_backup", Command: sh(`echo "$SERVICE_RESULT" > "$M"`)}},
 			kind: "post_backup", n: 1, env: []string{"SERVICE_RESULT=exit-code"}, ran: "exit-code"},
 		{name: "failure", hooks: []Hook{{Kind: "verify", Command: sh(`echo x > "$M"; exit 3`)}}, kind: "verify", n: 1, ran: "x",
-			wantErr: []string{"hook verify: sh: exit status 3"}},
+			wantErr: []string{"hook verify: sh: failed (exit 3)"}},
+		{name: "failure says the hook's last line", hooks: []Hook{{Kind: "pre_stop", Command: sh(`echo starting; echo "occ: maintenance mode is on already" >&2; exit 2`)}},
+			kind: "pre_stop", n: 1, wantErr: []string{"hook pre_stop: sh: occ: maintenance mode is on already (exit 2)"}},
+		{name: "killed by a signal", hooks: []Hook{{Kind: "verify", Command: sh(`kill -9 $$`)}}, kind: "verify", n: 1,
+			wantErr: []string{"hook verify: sh: failed (killed by signal killed)"}},
+		{name: "interrupted", hooks: []Hook{{Kind: "verify", Command: sh(`sleep 5`)}}, kind: "verify", n: 1, cancel: true,
+			wantErr: []string{"hook verify: sh: interrupted"}, wantIs: context.Canceled},
 		{name: "failure ignored", hooks: []Hook{{Kind: "verify", Command: sh(`echo x > "$M"; exit 3`), IgnoreFailure: true}},
 			kind: "verify", n: 1, ran: "x", warned: true},
 		{name: "missing program", hooks: []Hook{{Kind: "verify", Command: []string{"/nonexistent/backup-stack-hook"}}}, kind: "verify", n: 1,
-			wantErr: []string{"hook verify:", "/nonexistent/backup-stack-hook", "no such file"}},
+			wantErr: []string{"hook verify: /nonexistent/backup-stack-hook: not found (exit 127)"}, wantIs: os.ErrNotExist},
+		{name: "not executable", hooks: []Hook{{Kind: "verify", Command: []string{dir}}}, kind: "verify", n: 1,
+			wantErr: []string{"hook verify: " + dir + ": not executable (exit 126)"}},
 		{name: "missing program on PATH", hooks: []Hook{{Kind: "verify", Command: []string{"backup-stack-no-such-hook"}}}, kind: "verify", n: 1,
-			wantErr: []string{"backup-stack-no-such-hook", "executable file not found"}},
+			wantErr: []string{"hook verify: backup-stack-no-such-hook: not found (exit 127)"}, wantIs: exec.ErrNotFound},
 		{name: "missing program ignored", hooks: []Hook{{Kind: "verify", Command: []string{"/nonexistent/x"}, IgnoreFailure: true}},
 			kind: "verify", n: 1, warned: true},
 		{name: "no such hook: number 0", hooks: []Hook{{Kind: "verify", Command: sh("true")}}, kind: "verify", n: 0,
@@ -1130,7 +1150,7 @@ func TestRunHook(t *testing.T) {
 			wantErr: []string{"has 1 verify hook(s), not a number 2"}},
 		{name: "no hook of the kind", kind: "pre_stop", n: 1, wantErr: []string{"has 0 pre_stop hook(s)"}},
 		{name: "timeout", hooks: []Hook{{Kind: "verify", Command: sh("sleep 5"), Timeout: 50 * time.Millisecond}}, kind: "verify", n: 1,
-			wantErr: []string{"hook verify: hook timed out after 50ms (timeout in the hook block): sh"}, wantIs: ErrHookTimeout},
+			wantErr: []string{"hook verify: sh: hook timed out after 50ms (timeout in the hook block)"}, wantIs: ErrHookTimeout},
 		{name: "timeout ignored", hooks: []Hook{{Kind: "verify", Command: sh("sleep 5"), Timeout: 50 * time.Millisecond, IgnoreFailure: true}},
 			kind: "verify", n: 1, warned: true},
 	} {
@@ -1140,7 +1160,14 @@ func TestRunHook(t *testing.T) {
 			te := newEnv(t, invA)
 			p := planA(invA, nil, func(p *Plan) { p.Settings.Hooks = tc.hooks })
 			start := time.Now()
-			err := RunHook(context.Background(), te.Env, p, tc.kind, tc.n, tc.env)
+			ctx := context.Background()
+			if tc.cancel {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				time.AfterFunc(100*time.Millisecond, cancel)
+			}
+			err := RunHook(ctx, te.Env, p, tc.kind, tc.n, tc.env)
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("took %s", d)
 			}
@@ -1615,7 +1642,7 @@ func TestFinish(t *testing.T) {
 				hookLog("verify", "verify", true), func() Hook { h := hookLog("post_start", "post_start", true); h.IgnoreFailure = true; return h }()}
 		}, order: []string{"post_backup", "pre_start", "restore", "post_start", "verify"},
 			changes:  []string{"stop --alone " + holdA, "start " + unitA},
-			failures: []string{"hook post_backup: sh: exit status 7", "hook verify: sh: exit status 7"}, finished: true},
+			failures: []string{"hook post_backup: sh: failed (exit 7)", "hook verify: sh: failed (exit 7)"}, finished: true},
 		{name: "the restore fails: left down, not finished", mod: func(p *Plan) { p.Settings.Hooks = allHooks },
 			setup:    func(te *testEnv) { te.mgr.Fail("start "+unitA, errors.New("Transaction is destructive")) },
 			order:    []string{"post_backup-1", "post_backup-2", "pre_start", "restore", "post_start", "verify"},
@@ -1882,5 +1909,50 @@ func TestRunHookEmptyCommandInAPlan(t *testing.T) {
 	}()
 	if te.mgr.State(unitA) != "active" || len(p.Failures) != 1 {
 		t.Errorf("stack %s, failures %q", te.mgr.State(unitA), p.Failures)
+	}
+}
+
+// TestFromUnit: a step refuses unless its INVOCATION_ID is the one the backup unit runs now
+// (typed in a shell: none, or a terminal service's own).
+func TestFromUnit(t *testing.T) {
+	for _, tc := range []struct {
+		name, inv, unitInv, state string
+		ok                        bool
+	}{
+		{"the unit's own process", invA, invA, "activating", true},
+		{"in ExecStopPost", invA, invA, "deactivating", true},
+		{"typed in a shell", "", invA, "activating", false},
+		{"a shell of another service", "inv-terminal", invA, "activating", false},
+		{"the unit is not running", invA, invA, "inactive", false},
+		{"another run of the unit", invA, "inv-next", "activating", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newEnv(t, tc.inv)
+			te.mgr.SetProp(bkA, "InvocationID", tc.unitInv).Set(tc.state, bkA)
+			err := te.FromUnit(context.Background(), bkA)
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrNotFromUnit)) {
+				t.Fatalf("got %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestStatusTexts: the steps set the unit's live status line.
+func TestStatusTexts(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	te := newEnv(t, invA)
+	te.Status = livestatus.NewWith(func(s string) error { mu.Lock(); sent = append(sent, s); mu.Unlock(); return nil }, 0)
+	te.mgr.Set("active", unitA).Conflicts(holdA, unitA).Conflicts(unitA, holdA)
+	p := planA(invA, nil)
+	te.savePlan(t, p)
+	if err := Hold(context.Background(), te.Env, p); err != nil {
+		t.Fatal(err)
+	}
+	Finish(context.Background(), te.Env, p, nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(sent, []string{livestatus.Stopping, livestatus.Restoring}) {
+		t.Fatalf("sent %q", sent)
 	}
 }

@@ -34,6 +34,10 @@ type Manager interface {
 	Show(ctx context.Context, units []string, props ...string) ([]Props, error)
 	// Start starts units in one transaction and waits until the jobs end.
 	Start(ctx context.Context, units ...string) error
+	// StartNoBlock queues start jobs for units and returns without waiting
+	// for them (--no-block): `backup-stack backup` follows the unit itself,
+	// so that it can print progress and let a Ctrl-C stop the backup.
+	StartNoBlock(ctx context.Context, units ...string) error
 	// Restart restarts units (starts those that are not running) and waits.
 	Restart(ctx context.Context, units ...string) error
 	// Stop stops units and waits. With alone, the stop does not spread
@@ -44,6 +48,9 @@ type Manager interface {
 	// List returns the units loaded in the manager that match a glob,
 	// whatever their state.
 	List(ctx context.Context, glob string) ([]UnitState, error)
+	// Environment is the manager's own environment (show-environment), as
+	// NAME=VALUE lines: what every unit, and so every hook, starts with.
+	Environment(ctx context.Context) ([]string, error)
 }
 
 // States returns the ActiveState of each unit, in order, in one call.

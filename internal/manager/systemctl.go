@@ -80,6 +80,12 @@ func (s Systemctl) Start(ctx context.Context, units ...string) error {
 	return err
 }
 
+// StartNoBlock implements Manager.
+func (s Systemctl) StartNoBlock(ctx context.Context, units ...string) error {
+	_, err := s.run(ctx, append([]string{"start", "--no-block", "--"}, units...)...)
+	return err
+}
+
 // Restart implements Manager.
 func (s Systemctl) Restart(ctx context.Context, units ...string) error {
 	_, err := s.run(ctx, append([]string{"restart", "--"}, units...)...)
@@ -117,4 +123,21 @@ func (s Systemctl) List(ctx context.Context, glob string) ([]UnitState, error) {
 		us = append(us, UnitState{Name: f[0], LoadState: f[1], ActiveState: f[2]})
 	}
 	return us, nil
+}
+
+// Environment implements Manager. show-environment prints one NAME=VALUE
+// per line; a value with a newline is printed $'...'-quoted, which no
+// caller of this looks at (PATH has none).
+func (s Systemctl) Environment(ctx context.Context) ([]string, error) {
+	out, err := s.run(ctx, "show-environment")
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "=") {
+			env = append(env, line)
+		}
+	}
+	return env, nil
 }

@@ -26,6 +26,10 @@ type Fake struct {
 	calls     []string
 	// hooks run after a call was recorded and before it takes effect.
 	hooks map[string]func()
+	// invocations numbers the runs StartNoBlock begins.
+	invocations int
+	// env is what Environment returns.
+	env []string
 }
 
 var _ manager.Manager = (*Fake)(nil)
@@ -95,7 +99,7 @@ func (f *Fake) State(unit string) string {
 }
 
 // Calls returns the calls that changed or asked something, in order, as
-// "start a b", "stop --alone a", "restart a", "daemon-reload",
+// "start a b", "start --no-block a", "stop --alone a", "restart a", "daemon-reload",
 // "show a b", "list GLOB".
 func (f *Fake) Calls() []string {
 	f.mu.Lock()
@@ -103,11 +107,12 @@ func (f *Fake) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-// Changes returns Calls without the read-only ones (show, list).
+// Changes returns Calls without the read-only ones (show, list,
+// show-environment).
 func (f *Fake) Changes() []string {
 	var out []string
 	for _, c := range f.Calls() {
-		if !strings.HasPrefix(c, "show ") && !strings.HasPrefix(c, "list ") {
+		if !strings.HasPrefix(c, "show ") && !strings.HasPrefix(c, "list ") && c != "show-environment" {
 			out = append(out, c)
 		}
 	}
@@ -185,6 +190,44 @@ func (f *Fake) Start(ctx context.Context, units ...string) error {
 	return nil
 }
 
+// StartNoBlock implements manager.Manager, recorded as "start --no-block
+// a b": each unit becomes activating with a new InvocationID and a queued
+// Job, as a real start job leaves it; a test ends the run with Finish.
+func (f *Fake) StartNoBlock(ctx context.Context, units ...string) error {
+	if err := f.record(ctx, "start --no-block "+strings.Join(units, " ")); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		f.invocations++
+		p := f.unit(u)
+		p["ActiveState"] = "activating"
+		p["Job"] = fmt.Sprint(f.invocations)
+		p["InvocationID"] = fmt.Sprintf("%032x", f.invocations)
+	}
+	return nil
+}
+
+// Finish ends the run of unit the way the manager does: no job, inactive
+// with Result=success and status 0, else failed with that result and
+// ExecMainStatus.
+func (f *Fake) Finish(unit, result string, status int) *Fake {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.unit(unit)
+	p["Job"] = ""
+	p["Result"] = result
+	p["ExecMainStatus"] = fmt.Sprint(status)
+	p["ExecMainCode"] = "1"
+	if result == "success" {
+		p["ActiveState"] = "inactive"
+	} else {
+		p["ActiveState"] = "failed"
+	}
+	return f
+}
+
 // Restart implements manager.Manager.
 func (f *Fake) Restart(ctx context.Context, units ...string) error {
 	if err := f.record(ctx, "restart "+strings.Join(units, " ")); err != nil {
@@ -239,4 +282,23 @@ func (f *Fake) List(ctx context.Context, glob string) ([]manager.UnitState, erro
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// SetEnvironment sets the manager's environment (NAME=VALUE), which
+// Environment returns.
+func (f *Fake) SetEnvironment(env ...string) *Fake {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.env = append([]string(nil), env...)
+	return f
+}
+
+// Environment implements manager.Manager; recorded as "show-environment".
+func (f *Fake) Environment(ctx context.Context) ([]string, error) {
+	if err := f.record(ctx, "show-environment"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.env...), nil
 }

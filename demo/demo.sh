@@ -99,6 +99,11 @@ trap 'exit 130' INT TERM
 # systemctl --user against the sandboxed manager.
 sc() { env -i PATH="$PATH" XDG_RUNTIME_DIR="$RUN" LANG=C.UTF-8 SYSTEMD_COLORS=0 systemctl --user --no-pager "$@"; }
 indent() { sed 's/^/           /'; }
+# The helper as the user types it (TERM and COLUMNS passed on: `list` fits the terminal, in colour on one).
+bs() {
+	env -i PATH="$BIN:$PATH" HOME="$HOME_D" XDG_CONFIG_HOME="$CONFIG" XDG_RUNTIME_DIR="$RUN" LANG=C.UTF-8 \
+		${TERM:+TERM="$TERM"} ${COLUMNS:+COLUMNS="$COLUMNS"} ${NO_COLOR:+NO_COLOR="$NO_COLOR"} "$BIN/backup-stack" "$@"
+}
 
 log "demo $ID in $T ($([ $PODMAN = 1 ] && echo "podman-compose stacks" || echo "no podman: sleep-infinity stacks"))"
 SYS=$(mktemp -d /run/backup-stack-demo-sys.XXXXXX)
@@ -155,6 +160,7 @@ duplicati {
   wait_timeout  = "2m"
   poll_interval = "200ms"
 }
+log_dir = "$T/logs"
 EOF
 # Unit output of backup@ and backup-hold@ goes to units.log (there is no journald here).
 for u in backup@.service backup-hold@.service; do
@@ -306,6 +312,12 @@ for s in "${STACKS[@]}"; do
 	fi
 done
 log "every stack is running again$([ $PODMAN = 1 ] && echo ", 2 containers each")"
+
+# ---- the same in the foreground, as the seed's bin/backup did -----------------------------
+log "\$ backup-stack backup alpha --follow"
+bs backup alpha --follow </dev/null || fail "backup-stack backup alpha --follow failed"
+log "\$ backup-stack list"
+bs list || fail "backup-stack list failed"
 echo
 env -i PATH="$PATH" XDG_RUNTIME_DIR="$RUN" LANG=C.UTF-8 "$BIN/timeline" --sim "$SIM" \
 	$(for s in "${STACKS[@]}"; do printf -- '--stack %s=%s ' "$s" "${JOB_ID[$s]}"; done) || fail "the timeline says something went wrong"

@@ -2,19 +2,27 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"sort"
+	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/backup-stack/backup-stack/internal/orchestrate"
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
-// ListCmd lists the configured stacks, like the seed's `backup list`.
+// ListCmd is the one overview of the stacks (`status --stacks` is the same).
 type ListCmd struct {
+	ListOutput
 	Units bool `help:"Print only the backup units (backup@<stack>.service), one per line, for systemctl --user start $(backup-stack list --units)."`
+	Names bool `hidden:"" help:"Print only the stack names, one per line (for shell completion)."`
+}
+
+// ListOutput are the flags of the overview, shared by list and status --stacks.
+type ListOutput struct {
+	JSON  bool   `name:"json" help:"Print JSON: one object per stack, with absolute times."`
+	Color string `name:"color" enum:"auto,always,never" default:"auto" placeholder:"WHEN" help:"Colour the table: auto (on a terminal, unless NO_COLOR is set), always, never."`
+	Full  bool   `short:"l" help:"Do not cut cells to the terminal's width."`
 }
 
 func (c *ListCmd) Run(ctx context.Context, app *App) error {
@@ -22,55 +30,43 @@ func (c *ListCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
-	if c.Units {
+	switch {
+	case c.Units:
 		for _, st := range set.Stacks {
 			fmt.Fprintln(app.Stdout, systemd.BackupService(st.Name))
 		}
 		return nil
+	case c.Names:
+		for _, st := range set.Stacks {
+			fmt.Fprintln(app.Stdout, st.Name)
+		}
+		return nil
 	}
-	stateDir, _ := app.stateDir()
-	states, _ := liveStates(ctx, app.Manager, set.Stacks)
-	down := app.leftDown(ctx)
-	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STACK\tUNIT\tLABEL\tJOBS\tSCHEDULE\tNEXT RUN\tLAST RESULT\tHELD")
-	for _, st := range set.Stacks {
-		next := orDash(states[st.Name].next)
-		held := "no"
-		if systemd.Up(states[st.Name].hold) {
-			held = "yes"
+	rows := app.collectStacks(ctx, set)
+	if c.JSON {
+		if rows == nil {
+			rows = []stackStatus{} // "[]", not "null", for jq
 		}
-		if p := down[st.Name]; p != nil {
-			held = leftDownWords(p)
+		enc := json.NewEncoder(app.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return fmt.Errorf("writing the JSON: %w", err)
 		}
-		last := "never"
-		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
-			last = fmt.Sprintf("%s %s", orDash(h.Outcome()), h.Finished.Format(time.DateTime))
-			if h.Downtime > 0 {
-				last += fmt.Sprintf(" (down %.1fs)", h.Downtime)
-			}
-			if h.Reason != "" {
-				last += ": " + shortReason(h.Reason)
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, st.Unit, st.ProjectLabel,
-			strings.Join(st.Jobs, ","), orDash(st.Schedule), next, last, held)
+		return nil
 	}
-	gone := make([]string, 0, len(down))
-	for name := range down {
-		gone = append(gone, name)
+	t := probeStdout(app.Stdout)
+	opts := tableOpts{
+		Width: tableWidth(t, os.Getenv("COLUMNS"), c.Full),
+		Color: useColor(c.Color, t, os.Getenv("NO_COLOR"), os.Getenv("TERM")),
+		Now:   time.Now(),
 	}
-	sort.Strings(gone)
-	for _, name := range gone {
-		p := down[name]
-		if _, ok := set.Stack(name); !ok {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Settings.Unit, p.Settings.ProjectLabel,
-				strings.Join(p.Settings.Jobs, ","), "-", "-", "(no stack file now)", leftDownWords(p))
-		}
+	if err := drawTable(app.Stdout, rows, opts); err != nil {
+		return fmt.Errorf("writing the table: %w", err)
 	}
 	if len(set.Broken) > 0 {
-		fmt.Fprintf(tw, "\n%d file(s) skipped because of errors (see backup-stack validate): %s\n", len(set.Broken), strings.Join(set.Broken, " "))
+		fmt.Fprintf(app.Stdout, "\n%d file(s) skipped because of errors (see backup-stack validate): %s\n", len(set.Broken), strings.Join(set.Broken, " "))
 	}
-	return tw.Flush()
+	return nil
 }
 
 // shortReason fits a run's reason into a table cell: its first line, at most 120 runes.

@@ -22,7 +22,8 @@ import (
 	"github.com/backup-stack/backup-stack/internal/podman"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; --version
+// prefers the module version Go records (see buildVersion).
 var version = "dev"
 
 // CLI is the command line of backup-stack.
@@ -30,22 +31,29 @@ type CLI struct {
 	Config  string           `help:"Configuration directory (default $XDG_CONFIG_HOME/backup-stack)." type:"path" placeholder:"DIR"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
+	Backup     BackupCmd     `cmd:"" help:"Back up stacks now, one after another (starts backup@S.service; --follow prints the log and progress); exit status of the first failure."`
+	Logs       LogsCmd       `cmd:"" help:"Show a stack's backup log (journal of backup@S, backup-hold@S, backup-notify@S, else the log_dir files)."`
+	Explain    ExplainCmd    `cmd:"" help:"Say in words what a stack's backup does, step by step, and which units do it (a dry run)."`
 	Run        RunCmd        `cmd:"" help:"Run a stack's Duplicati jobs in order and wait until each has finished."`
 	Status     StatusCmd     `cmd:"" help:"Say whether Duplicati is idle (exit 0), busy or paused (exit 3), or cannot tell (exit 1)."`
 	Validate   ValidateCmd   `cmd:"" help:"Check config.hcl and the stack files; print file:line:col: messages."`
-	List       ListCmd       `cmd:"" help:"List the configured stacks with schedule, next run and last result."`
+	Check      CheckCmd      `cmd:"" help:"validate plus the live system: units, containers, Duplicati and its jobs, hooks, require_paths, secrets, schedules, lingering; one line per problem with its fix."`
+	List       ListCmd       `cmd:"" help:"The table of stacks: state now (running, waiting, held, LEFT DOWN), last run and result, next run (--json for scripts)."`
 	Reload     ReloadCmd     `cmd:"" help:"Apply configuration changes: daemon-reload, start new timers, re-arm changed ones, stop removed ones."`
 	Render     RenderCmd     `cmd:"" help:"Rootless mode: write the generator's units into a unit directory (default ~/.config/systemd/user), tracked by a manifest."`
 	NotifyTest NotifyTestCmd `cmd:"" name:"notify-test" help:"Send a test through every notification channel configured for a stack."`
+	ImportSh   ImportShCmd   `cmd:"" name:"import-sh" help:"Convert the seed's shell stack files (stacks/<name>.sh) into HCL stack files; they are read, never run."`
+	Completion CompletionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
+	Man        ManCmd        `cmd:"" help:"Print the manual page backup-stack(1) in roff (backup-stack man | man -l -)."`
 
-	Gate        GateCmd        `cmd:"" group:"Steps run by the units" help:"Restore a stack an earlier backup left down; wait for the backup slot and an idle Duplicati; check require_paths; freeze the plan."`
-	Hook        HookCmd        `cmd:"" group:"Steps run by the units" help:"Run a hook of the plan, bounded by its timeout."`
-	Hold        HoldCmd        `cmd:"" group:"Steps run by the units" help:"Start the hold unit, which stops the stack."`
-	Held        HeldCmd        `cmd:"" group:"Steps run by the units" help:"ExecStart of backup-hold@.service: log that the stack is held down."`
-	WaitStopped WaitStoppedCmd `cmd:"" name:"wait-stopped" group:"Steps run by the units" help:"Wait until every container of the stack's compose project is down."`
-	Finish      FinishCmd      `cmd:"" group:"Steps run by the units" help:"ExecStopPost of backup@.service: hooks, restore, containers back, release, history (from the plan)."`
-	Notify      NotifyCmd      `cmd:"" group:"Steps run by the units" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
-	Recover     RecoverCmd     `cmd:"" group:"Steps run by the units" help:"Restore every stack a crash or shutdown left down (backup-recover.service, at manager start)."`
+	Gate        GateCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"Restore a stack an earlier backup left down; wait for the backup slot and an idle Duplicati; check require_paths; freeze the plan."`
+	Hook        HookCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"Run a hook of the plan, bounded by its timeout."`
+	Hold        HoldCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"Start the hold unit, which stops the stack."`
+	Held        HeldCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"ExecStart of backup-hold@.service: log that the stack is held down."`
+	WaitStopped WaitStoppedCmd `cmd:"" name:"wait-stopped" hidden:"" group:"Steps run by the units" help:"Wait until every container of the stack's compose project is down."`
+	Finish      FinishCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"ExecStopPost of backup@.service: hooks, restore, containers back, release, history (from the plan)."`
+	Notify      NotifyCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
+	Recover     RecoverCmd     `cmd:"" help:"Restore every stack a crash or shutdown left down, now (backup-recover.service runs it at manager start)."`
 }
 
 // exitError carries an exit code to main.
@@ -82,7 +90,7 @@ func (app *App) Main(args []string) (code int) {
 	parser, err := kong.New(&cli,
 		kong.Name("backup-stack"),
 		kong.Description("Per-stack Duplicati backups driven by systemd user units.\n\n"+exitcode.Help()),
-		kong.Vars{"version": version},
+		kong.Vars{"version": buildVersion()},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { kongCode = c; panic(kongExit{}) }),
 	)

@@ -137,6 +137,13 @@ func (c *NotifyCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
+	// Only backup-notify@S.service itself may report (and mark reported) the
+	// run that ended: typed in a shell it would send a notification for a run
+	// it is not part of and keep the real one from being sent. `notify-test`
+	// is the command for people.
+	if err := env.FromUnit(ctx, systemd.NotifyService(c.Stack)); err != nil {
+		return stepErr(err)
+	}
 	p, perr := orchestrate.LoadPlan(env.StateDir, c.Stack)
 	if perr != nil {
 		env.Log.Warn(perr.Error())

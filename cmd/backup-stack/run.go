@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
 	"github.com/backup-stack/backup-stack/internal/duplicati"
 	"github.com/backup-stack/backup-stack/internal/exitcode"
+	"github.com/backup-stack/backup-stack/internal/livestatus"
 	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
 	"github.com/backup-stack/backup-stack/internal/systemd"
@@ -34,6 +36,8 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		stack string
 		save  func(string)
 		note  func(jobs []string)
+		// status is the unit's live status line (nil by hand: no unit to show it).
+		status *livestatus.Notifier
 	)
 	if c.Force {
 		// By hand, with the configuration as it is now.
@@ -50,7 +54,7 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		// stack is held down with every container stopped. A run that got
 		// here without them (a daemon-reload made systemd skip the rest of
 		// ExecStartPre=) would back up a running stack.
-		s, err := app.planStep(systemd.StackFromArg(c.Stack), "run")
+		s, err := app.planStep(ctx, systemd.StackFromArg(c.Stack), "run")
 		if err != nil {
 			return withCode(exitcode.Usage, fmt.Errorf("%w; start the backup with `systemctl --user start %s`, or pass --force to back up the running stack",
 				err, systemd.BackupService(systemd.StackFromArg(c.Stack))))
@@ -64,6 +68,8 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		}
 		orchestrate.NoteChanges(s.env, p)
 		stack, jobs, dup, wait, log = p.Stack, p.Settings.Jobs, p.Settings.Duplicati, p.Settings.WaitTimeout, s.log
+		status = s.env.Status
+		defer status.Flush()
 		// Starting the stack during the job stops this backup: PartOf= on the
 		// hold unit does it while the hold's Conflicts= are in place, this
 		// watch also when a daemon-reload took them away.
@@ -102,9 +108,24 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 	for i, job := range jobs {
 		start := time.Now()
 		log.Info(fmt.Sprintf("job %d/%d %q: starting", i+1, len(jobs), job))
+		stopStatus := jobStatus(ctx, status, b, i+1, len(jobs), job)
 		out, err := b.Run(ctx, job)
+		stopStatus()
 		elapsed := time.Since(start).Round(100 * time.Millisecond)
 		code, msg := verdict(dup.WarningIsFailure, out, err)
+		// reason is the run's line for people (list, BACKUP_REASON): the job and what happened.
+		reason := fmt.Sprintf("job %q: %s after %s", job, msg, elapsed)
+		switch code {
+		case exitcode.Timeout:
+			// How long, for which job, and which setting bounds it.
+			reason = fmt.Sprintf("waited %s for job %q (wait_timeout): %s", fmtWait(wait), job,
+				strings.TrimPrefix(msg, "not finished within wait_timeout: "))
+		case exitcode.Interrupted, exitcode.StillHeld:
+			// Who stopped it: a signal, or the stack started during the backup.
+			if c := context.Cause(ctx); c != nil && c.Error() != context.Canceled.Error() {
+				reason += " (" + strings.TrimPrefix(c.Error(), context.Canceled.Error()+": ") + ")"
+			}
+		}
 		if err == nil && code == exitcode.OK && out.Result == duplicati.ResultUnknown {
 			unknown = append(unknown, job)
 		}
@@ -116,7 +137,7 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 		if code > worst || (code != 0 && worst == 0) {
 			worst = code
 			if firstErr == nil {
-				firstErr = fmt.Errorf("job %q: %s after %s", job, msg, elapsed)
+				firstErr = errors.New(reason)
 			}
 		}
 		if code == exitcode.Unreachable || code == exitcode.Interrupted {
@@ -134,6 +155,61 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 	}
 	log.Info(fmt.Sprintf("all %d job(s) of stack %s finished successfully", len(jobs), stack))
 	return nil
+}
+
+// jobStatus keeps the unit's status line on job i of n until the returned func is called:
+// Duplicati's progress where the route gives it (REST), else how long the job has run.
+func jobStatus(ctx context.Context, status *livestatus.Notifier, b duplicati.Backend, i, n int, job string) (stop func()) {
+	if status == nil {
+		return func() {}
+	}
+	var mu sync.Mutex
+	var last *duplicati.Progress
+	duplicati.OnProgress(b, func(p duplicati.Progress) {
+		mu.Lock()
+		last = &p
+		mu.Unlock()
+	})
+	start := time.Now()
+	show := func() {
+		mu.Lock()
+		p := last
+		mu.Unlock()
+		status.Set(livestatus.Job(i, n, job, p, time.Since(start)))
+	}
+	show()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(livestatus.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				show()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		duplicati.OnProgress(b, nil)
+	}
+}
+
+// fmtWait says a wait_timeout as it is written in the stack file ("6h", "2m", "90s").
+func fmtWait(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // verdict maps what the client learnt to an exit code and one line that starts with

@@ -57,6 +57,7 @@ func TestStepsTakeTheExactNameAfterDashDash(t *testing.T) {
 		t.Errorf("history of x %+v", h)
 	}
 	c.backupEnded("x-stack", "success", "0")
+	c.notifyRuns("x-stack")
 	c.must(0, "notify", "--", "x-stack")
 	c.must(0, "held", "--", "x-stack")
 }

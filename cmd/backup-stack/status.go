@@ -14,7 +14,7 @@ import (
 // StatusCmd tells whether Duplicati is idle.
 type StatusCmd struct {
 	JSON   bool `name:"json" help:"Print JSON instead of words."`
-	Stacks bool `help:"Show every stack: last result, when, duration, downtime, next run, and whether it is being backed up or held down now."`
+	Stacks bool `help:"The same as backup-stack list: the table of stacks (with --json, the same JSON)."`
 }
 
 type statusJSON struct {
@@ -27,12 +27,13 @@ type statusJSON struct {
 }
 
 func (c *StatusCmd) Run(ctx context.Context, app *App) error {
+	if c.Stacks {
+		// One overview, one code path: `status --stacks` predates list's table.
+		return (&ListCmd{ListOutput: ListOutput{JSON: c.JSON, Color: "auto"}}).Run(ctx, app)
+	}
 	set, _, err := app.load()
 	if err != nil {
 		return err
-	}
-	if c.Stacks {
-		return stacksStatus(ctx, app, set, c.JSON)
 	}
 	b, err := backend(set.Config.Duplicati, time.Minute, 0, slog.New(slog.DiscardHandler))
 	if err != nil {

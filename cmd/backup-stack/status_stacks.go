@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
@@ -14,7 +12,19 @@ import (
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
-// stackStatus is one row of `status --stacks`.
+// The states of a stack in the overview (stackStatus.State).
+const (
+	stateIdle     = "idle"
+	stateRunning  = "running"   // backup@S runs and its status text does not start with "waiting"
+	stateWaiting  = "waiting"   // backup@S runs and says it waits (slot, idle Duplicati)
+	stateHeld     = "held"      // only the hold unit is active: a stop or restore in progress
+	stateLeftDown = "left-down" // an interrupted backup left the stack down
+	stateUnknown  = "unknown"   // the user manager could not be asked
+)
+
+// stackStatus is one row of `list` (and `status --stacks`), and of their --json.
+// The fields up to Schedule are the JSON of earlier versions and keep their
+// names and meaning; the ones after were added.
 type stackStatus struct {
 	Stack string `json:"stack"`
 	// Now is "running" while backup@<stack> runs, "held" while only the
@@ -36,11 +46,27 @@ type stackStatus struct {
 	Unknown  []string `json:"unknown_result_jobs,omitempty"`
 	NextRun  string   `json:"next_run,omitempty"`
 	Schedule string   `json:"schedule,omitempty"`
+
+	// State is one of the state* constants: Now in a fixed vocabulary, with
+	// "waiting" told apart from "running" by the unit's status text.
+	State string `json:"state"`
+	// StatusText is what the running backup unit last told systemd (sd_notify STATUS=).
+	StatusText string `json:"status_text,omitempty"`
+	// NextRunAt is NextRun as a time, when systemctl's text could be read.
+	NextRunAt *time.Time `json:"next_run_at,omitempty"`
+	// LeftDownSince is when the interrupted backup stopped the stack.
+	LeftDownSince *time.Time `json:"left_down_since,omitempty"`
+	// NoStackFile: the row comes from a left-down plan whose stack file is gone.
+	NoStackFile  bool     `json:"no_stack_file,omitempty"`
+	Unit         string   `json:"unit,omitempty"`
+	ProjectLabel string   `json:"project_label,omitempty"`
+	Jobs         []string `json:"jobs,omitempty"`
 }
 
 // live is what the manager says about one stack's units now.
 type live struct {
 	backup, hold string // ActiveState of backup@S.service and backup-hold@S.service
+	status       string // StatusText of backup@S.service
 	next         string // NextElapseUSecRealtime of backup@S.timer
 }
 
@@ -53,13 +79,16 @@ func liveStates(ctx context.Context, m manager.Manager, stacks []*hcl.Stack) (ma
 	for _, st := range stacks {
 		units = append(units, systemd.BackupService(st.Name), systemd.HoldService(st.Name), systemd.BackupTimer(st.Name))
 	}
-	ps, err := m.Show(ctx, units, "ActiveState", "NextElapseUSecRealtime")
+	ps, err := m.Show(ctx, units, "ActiveState", "StatusText", "NextElapseUSecRealtime")
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]live, len(stacks))
 	for i, st := range stacks {
-		l := live{backup: ps[3*i]["ActiveState"], hold: ps[3*i+1]["ActiveState"]}
+		if 3*i+2 >= len(ps) {
+			break // a short answer: the rows without one show idle
+		}
+		l := live{backup: ps[3*i]["ActiveState"], hold: ps[3*i+1]["ActiveState"], status: ps[3*i]["StatusText"]}
 		if st.Schedule != "" {
 			l.next = ps[3*i+2]["NextElapseUSecRealtime"]
 		}
@@ -68,72 +97,102 @@ func liveStates(ctx context.Context, m manager.Manager, stacks []*hcl.Stack) (ma
 	return out, nil
 }
 
+// liveState maps a running backup unit's status text to running or waiting:
+// the helper's texts for the gate's waits start with "waiting" (slot, idle
+// Duplicati), every other text is work in progress.
+func liveState(statusText string) string {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(statusText)), "waiting") {
+		return stateWaiting
+	}
+	return stateRunning
+}
+
+// collectStacks builds the overview's rows: every configured stack, then
+// the stacks an interrupted backup left down whose file is gone.
 func (a *App) collectStacks(ctx context.Context, set *hcl.Set) []stackStatus {
 	stateDir, _ := a.stateDir()
 	states, lerr := liveStates(ctx, a.Manager, set.Stacks)
 	down := a.leftDown(ctx)
 	var rows []stackStatus
 	for _, st := range set.Stacks {
-		r := stackStatus{Stack: st.Name, Now: "idle", Schedule: st.Schedule}
+		r := stackStatus{Stack: st.Name, Now: "idle", State: stateIdle, Schedule: st.Schedule,
+			Unit: st.Unit, ProjectLabel: st.ProjectLabel, Jobs: st.Jobs}
 		l := states[st.Name]
 		switch {
 		case lerr != nil:
-			r.Now = "unknown (no user manager reachable)"
+			r.Now, r.State = "unknown (no user manager reachable)", stateUnknown
 		case systemd.Running(l.backup):
-			r.Now = "running"
+			r.Now, r.State, r.StatusText = "running", liveState(l.status), l.status
 		}
 		if systemd.Up(l.hold) {
 			r.Held = true
 			if r.Now == "idle" {
-				r.Now = "held"
+				r.Now, r.State = "held", stateHeld
 			}
 		}
 		r.NextRun = l.next
+		if t, ok := parseSystemdTime(l.next); ok {
+			r.NextRunAt = &t
+		}
 		if p := down[st.Name]; p != nil {
-			r.Now, r.LeftDown = leftDownWords(p), true
+			r.markLeftDown(p)
 		}
-		if h, err := orchestrate.LoadHistory(stateDir, st.Name); err == nil && h != nil {
-			r.LastResult, r.Reason, r.Unknown = h.Outcome(), h.Reason, h.Unknown
-			fin := h.Finished
-			r.LastRun = &fin
-			if !h.LastSuccess.IsZero() {
-				ls := h.LastSuccess
-				r.LastSuccess = &ls
-			}
-			r.Duration, r.Downtime, r.Failures = h.Duration().Seconds(), h.Downtime, h.Failures
+		r.addHistory(stateDir)
+		rows = append(rows, r)
+	}
+	var gone []string
+	for name := range down {
+		if _, ok := set.Stack(name); !ok {
+			gone = append(gone, name)
 		}
+	}
+	slices.Sort(gone)
+	for _, name := range gone {
+		p := down[name]
+		r := stackStatus{Stack: name, NoStackFile: true, Held: true, Unit: p.Settings.Unit,
+			ProjectLabel: p.Settings.ProjectLabel, Jobs: p.Settings.Jobs}
+		r.markLeftDown(p)
+		r.addHistory(stateDir)
 		rows = append(rows, r)
 	}
 	return rows
 }
 
-func stacksStatus(ctx context.Context, app *App, set *hcl.Set, asJSON bool) error {
-	rows := app.collectStacks(ctx, set)
-	if asJSON {
-		if rows == nil {
-			rows = []stackStatus{}
-		}
-		enc := json.NewEncoder(app.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+func (r *stackStatus) markLeftDown(p *orchestrate.Plan) {
+	r.Now, r.State, r.LeftDown = leftDownWords(p), stateLeftDown, true
+	if !p.HeldAt.IsZero() {
+		t := p.HeldAt
+		r.LeftDownSince = &t
 	}
-	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STACK\tNOW\tLAST RESULT\tWHEN\tDURATION\tDOWNTIME\tNEXT RUN")
-	for _, r := range rows {
-		when, dur, down := "never", "-", "-"
-		if r.LastRun != nil {
-			when = r.LastRun.Format(time.DateTime)
-			dur = fmt.Sprintf("%.1fs", r.Duration)
-			down = fmt.Sprintf("%.1fs", r.Downtime)
-		}
-		res := orDash(r.LastResult)
-		switch {
-		case r.Reason != "":
-			res += ": " + shortReason(r.Reason)
-		case len(r.Failures) > 0:
-			res += " (" + strings.Join(r.Failures, ", ") + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Now, res, when, dur, down, orDash(r.NextRun))
+}
+
+// addHistory fills in the last finished run, if there is one.
+func (r *stackStatus) addHistory(stateDir string) {
+	h, err := orchestrate.LoadHistory(stateDir, r.Stack)
+	if err != nil || h == nil {
+		return
 	}
-	return tw.Flush()
+	r.LastResult, r.Reason, r.Unknown = h.Outcome(), h.Reason, h.Unknown
+	fin := h.Finished
+	r.LastRun = &fin
+	if !h.LastSuccess.IsZero() {
+		ls := h.LastSuccess
+		r.LastSuccess = &ls
+	}
+	r.Duration, r.Downtime, r.Failures = h.Duration().Seconds(), h.Downtime, h.Failures
+}
+
+// parseSystemdTime reads a timestamp as `systemctl show` prints it
+// ("Thu 2026-12-03 03:30:00 CET"), in the local zone systemctl used too.
+func parseSystemdTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "n/a" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{"Mon 2006-01-02 15:04:05 MST", "Mon 2006-01-02 15:04:05", "2006-01-02 15:04:05 MST"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

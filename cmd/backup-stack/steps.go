@@ -12,6 +12,7 @@ import (
 
 	"github.com/backup-stack/backup-stack/hcl"
 	"github.com/backup-stack/backup-stack/internal/exitcode"
+	"github.com/backup-stack/backup-stack/internal/livestatus"
 	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/notify"
 	"github.com/backup-stack/backup-stack/internal/orchestrate"
@@ -47,7 +48,7 @@ type planStep struct {
 
 // planStep loads this invocation's plan of stack. It never reads the HCL:
 // an edit, a broken or a deleted stack file changes nothing for this run.
-func (a *App) planStep(stack, name string) (*planStep, error) {
+func (a *App) planStep(ctx context.Context, stack, name string) (*planStep, error) {
 	if err := exactStack(stack); err != nil {
 		return nil, err
 	}
@@ -55,7 +56,8 @@ func (a *App) planStep(stack, name string) (*planStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := env.OwnPlan(stack)
+	env.Status = livestatus.New()
+	p, err := env.OwnPlan(ctx, stack)
 	if err != nil {
 		return nil, stepErr(err)
 	}
@@ -78,7 +80,11 @@ func (s *planStep) fail(err error) error {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	s.plan.Fail(fmt.Sprintf("%s (exit %d): %v", s.name, code, err))
+	why := fmt.Sprintf("%s (exit %d): %v", s.name, code, err)
+	if strings.HasPrefix(err.Error(), "hook "+s.name+": ") {
+		why = err.Error() // names the hook, its program and its exit status already
+	}
+	s.plan.Fail(why)
 	if serr := s.plan.Save(s.env.StateDir); serr != nil {
 		s.log.Error(fmt.Sprintf("saving the plan: %v", serr))
 	}
@@ -105,6 +111,8 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
+	env.Status = livestatus.New()
+	defer env.Status.Flush()
 	d := cfg.Duplicati
 	b, err := backend(d, d.WaitTimeout, 0, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -117,7 +125,11 @@ func (c *GateCmd) Run(ctx context.Context, app *App) error {
 		if err != nil {
 			return false, "", err
 		}
-		return st.Idle() && !st.Paused, st.String(), nil
+		ready := st.Idle() && !st.Paused
+		if !ready {
+			env.Status.Set(livestatus.WaitingIdle(st))
+		}
+		return ready, st.String(), nil
 	}
 	// An earlier run of this stack that never finished (a crash, a
 	// shutdown) is dealt with first, reported as that run: what is active
@@ -160,7 +172,7 @@ type HoldCmd struct {
 }
 
 func (c *HoldCmd) Run(ctx context.Context, app *App) error {
-	s, err := app.planStep(c.Stack, "hold")
+	s, err := app.planStep(ctx, c.Stack, "hold")
 	if err != nil {
 		return err
 	}
@@ -189,7 +201,7 @@ type WaitStoppedCmd struct {
 }
 
 func (c *WaitStoppedCmd) Run(ctx context.Context, app *App) error {
-	s, err := app.planStep(c.Stack, "wait-stopped")
+	s, err := app.planStep(ctx, c.Stack, "wait-stopped")
 	if err != nil {
 		return err
 	}
@@ -206,7 +218,7 @@ type HookCmd struct {
 }
 
 func (c *HookCmd) Run(ctx context.Context, app *App) error {
-	s, err := app.planStep(c.Stack, c.Kind)
+	s, err := app.planStep(ctx, c.Stack, c.Kind)
 	if err != nil {
 		return err
 	}
@@ -232,7 +244,7 @@ func (c *FinishCmd) Run(ctx context.Context, app *App) error {
 	// signal here must not leave the stack down.
 	ctx = context.WithoutCancel(ctx)
 	result, status := os.Getenv("SERVICE_RESULT"), os.Getenv("EXIT_STATUS")
-	s, err := app.planStep(c.Stack, "finish")
+	s, err := app.planStep(ctx, c.Stack, "finish")
 	if errors.Is(err, orchestrate.ErrNoPlan) {
 		return app.finishWithoutPlan(ctx, c.Stack)
 	}
@@ -248,6 +260,8 @@ func (c *FinishCmd) Run(ctx context.Context, app *App) error {
 	if len(s.plan.Failures) > 0 && result == "success" {
 		errs = append(errs, fmt.Errorf("these steps failed: %s", strings.Join(s.plan.Failures, "; ")))
 	}
+	s.env.Status.Set(livestatus.Finished(h.Outcome() + reasonSuffix(h.Reason)))
+	s.env.Status.Flush()
 	if h.Succeeded() {
 		s.log.Info(fmt.Sprintf("backup of %s finished: result %s", c.Stack, orDash(h.Result)))
 	} else {

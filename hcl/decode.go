@@ -8,8 +8,6 @@ import (
 	"time"
 
 	hhcl "github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"golang.org/x/text/unicode/norm"
 
@@ -130,7 +128,7 @@ func (d *decoder) value(attrs hhcl.Attributes, name string, target any) (*hhcl.A
 	if !ok {
 		return nil, false
 	}
-	diags := gohcl.DecodeExpression(a.Expr, nil, target)
+	diags := decodeExpr(a.Expr, target)
 	d.diags = append(d.diags, diags...)
 	return a, !diags.HasErrors()
 }
@@ -238,7 +236,7 @@ func ParseConfig(filename string, src []byte) (*Config, hhcl.Diagnostics) {
 		cfg.File = ""
 		return cfg, nil
 	}
-	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	f, diags := parse(src, filename)
 	if diags.HasErrors() {
 		return cfg, diags
 	}
@@ -379,7 +377,7 @@ func (d *decoder) checkCredentials(attrs hhcl.Attributes, urlAttr *hhcl.Attribut
 // cfg. It returns nil when the file has errors: a half-understood stack is
 // never generated.
 func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnostics) {
-	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	f, diags := parse(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -3,7 +3,7 @@ package hcl
 import (
 	"errors"
 	"fmt"
-	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -145,7 +145,10 @@ func CleartextHost(raw string) (string, bool) {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return "", false
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	// net/netip, not net: package net links the C resolver (libc and the
+	// dynamic loader) into the generator, a megabyte of RSS and start-up.
+	// The same addresses as net.ParseIP: no zone, IPv4-mapped IPv6 as IPv4.
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback() {
 		return "", false
 	}
 	return host, true

@@ -150,7 +150,7 @@ func loadConfig(dir string) (*Set, hhcl.Diagnostics) {
 	set := &Set{Dir: dir}
 	var diags hhcl.Diagnostics
 	cfgPath := filepath.Join(dir, "config.hcl")
-	src, err := os.ReadFile(cfgPath)
+	src, err := readFile(cfgPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		set.Config, _ = ParseConfig(cfgPath, nil)
@@ -208,7 +208,7 @@ func loadStackFiles(files []string, cfg *Config) []loaded {
 
 // LoadStackFile reads and decodes one stack file.
 func LoadStackFile(path string, cfg *Config) (*Stack, hhcl.Diagnostics) {
-	src, err := os.ReadFile(path)
+	src, err := readFile(path)
 	if err != nil {
 		return nil, hhcl.Diagnostics{fileDiag(path, err)}
 	}

@@ -5,8 +5,6 @@ import (
 	"sort"
 
 	hhcl "github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
@@ -31,7 +29,7 @@ type Attr struct {
 // know) at its own line, also in a file that has other errors, where the
 // decoder returns no Stack. A file that does not parse gives nil.
 func Positions(filename string, src []byte) []Attr {
-	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	f, diags := parse(src, filename)
 	if diags.HasErrors() {
 		return nil
 	}
@@ -99,7 +97,7 @@ func appendBody(out []Attr, prefix string, body *hclsyntax.Body) []Attr {
 
 func stringValue(e hhcl.Expression) string {
 	var s string
-	if diags := gohcl.DecodeExpression(e, nil, &s); diags.HasErrors() {
+	if diags := decodeExpr(e, &s); diags.HasErrors() {
 		return ""
 	}
 	return s

@@ -63,10 +63,15 @@ func TestCleartextHost(t *testing.T) {
 		"http://127.0.0.1:8200":      "",
 		"http://127.255.255.254":     "",
 		"http://[::1]:8200":          "",
-		"http://localhost:8200":      "",
-		"http://localhost.:8200":     "",
-		"https://10.0.0.2:8200":      "",
-		"":                           "",
+		// As net.ParseIP read them (CleartextHost uses net/netip): an
+		// IPv4-mapped loopback is loopback, a zone is not an address.
+		"http://[::ffff:127.0.0.1]:1": "",
+		"http://[::1%25lo]:8200":      "::1%lo",
+		"http://0127.0.0.1:8200":      "0127.0.0.1",
+		"http://localhost:8200":       "",
+		"http://localhost.:8200":      "",
+		"https://10.0.0.2:8200":       "",
+		"":                            "",
 	} {
 		host, clear := CleartextHost(raw)
 		if host != want || clear != (want != "") {

@@ -69,34 +69,48 @@ func (e *StackError) Unwrap() error { return e.Err }
 // stack file and, for the last check, the unit file and line); the others
 // are still rendered.
 func Render(set *hcl.Set, opt Options) ([]File, error) {
+	var files []File
+	err := RenderEach(set, opt, func(fs []File) { files = append(files, fs...) })
+	return files, err
+}
+
+// RenderEach is Render that hands the files to emit as they are rendered
+// instead of collecting them: first the templates and the recovery unit's
+// link (only once they all passed their checks: when they do not, emit is
+// never called), then the files of each stack that rendered, one stack per
+// call, in the order Render returns them. emit may keep the slice. The
+// generator writes each batch and drops it, so that its peak memory does not
+// grow with the size of every unit it writes.
+func RenderEach(set *hcl.Set, opt Options, emit func([]File)) error {
 	if !path.IsAbs(opt.Helper) {
-		return nil, fmt.Errorf("helper path %q is not absolute", opt.Helper)
+		return fmt.Errorf("helper path %q is not absolute", opt.Helper)
 	}
 	if err := systemd.CheckProgram(opt.Helper); err != nil {
-		return nil, fmt.Errorf("helper path: %w", err)
+		return fmt.Errorf("helper path: %w", err)
 	}
 	helper, err := systemd.ExecWord(opt.Helper)
 	if err != nil {
-		return nil, fmt.Errorf("helper path: %w", err)
+		return fmt.Errorf("helper path: %w", err)
 	}
 	// The templates are written even without a valid stack: a backup that
 	// runs while its (last) stack file is deleted or broken keeps its
 	// ExecStart= and ExecStopPost=, which are in the template, and the
 	// recovery runs at the next manager start.
-	var files []File
+	files := make([]File, 0, len(templates.Names)+1)
 	for _, name := range templates.Names {
 		raw, err := templates.FS.ReadFile(name)
 		if err != nil {
-			return nil, fmt.Errorf("template %s: %w", name, err)
+			return fmt.Errorf("template %s: %w", name, err)
 		}
 		content := []byte(Header + strings.ReplaceAll(string(raw), templates.HelperPlaceholder, helper))
 		if err := systemd.CheckUnitFile(content); err != nil {
-			return nil, fmt.Errorf("template %s with helper path %q: %w; nothing was written", name, opt.Helper, err)
+			return fmt.Errorf("template %s with helper path %q: %w; nothing was written", name, opt.Helper, err)
 		}
 		files = append(files, File{Path: name, Content: content})
 	}
 	link, target := systemd.RecoverWantsLink()
 	files = append(files, File{Path: link, Link: target})
+	emit(files)
 	r := renderer{cfg: set.Config, helper: opt.Helper}
 	var errs []error
 	// prev is the last stack rendered so far: each backup@ unit is ordered
@@ -110,10 +124,10 @@ func Render(set *hcl.Set, opt Options) ([]File, error) {
 			errs = append(errs, &StackError{Stack: st.Name, File: st.File, Err: err})
 			continue
 		}
-		files = append(files, fs...)
+		emit(fs)
 		prev = st.Name
 	}
-	return files, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 type renderer struct {
@@ -351,7 +365,13 @@ func seconds(d time.Duration) string {
 
 // serialize returns Header followed by go-systemd's serialization of opts.
 func serialize(opts []*unit.UnitOption) ([]byte, error) {
-	body, err := io.ReadAll(unit.Serialize(opts))
+	r := unit.Serialize(opts)
+	if b, ok := r.(interface{ Bytes() []byte }); ok {
+		// A *bytes.Buffer (as go-systemd returns): one copy, of the right size.
+		body := b.Bytes()
+		return append(append(make([]byte, 0, len(Header)+len(body)), Header...), body...), nil
+	}
+	body, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +400,16 @@ func (g Generated) Problems() int { return len(g.Broken) + len(g.Skipped) }
 // from HCL to unit files, shared by backup-generator and
 // `backup-stack render`.
 func Generate(dir string, opt Options) Generated {
+	var files []File
+	g := GenerateEach(dir, opt, func(fs []File) { files = append(files, fs...) })
+	g.Files = files
+	return g
+}
+
+// GenerateEach is Generate that hands the files to emit as RenderEach does,
+// instead of returning them in Files (which stays nil). emit is not called
+// when there is no configuration or nothing can be rendered (Err).
+func GenerateEach(dir string, opt Options, emit func([]File)) Generated {
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		// No configuration at all: a user who does not use backup-stack
 		// gets no units (the generator runs in every user's manager).
@@ -387,8 +417,7 @@ func Generate(dir string, opt Options) Generated {
 	}
 	set, diags := hcl.Load(dir)
 	g := Generated{Diags: diags, Broken: set.Broken}
-	files, err := Render(set, opt)
-	g.Files = files
+	err := RenderEach(set, opt, emit)
 	for _, e := range unwrapJoined(err) {
 		var se *StackError
 		if errors.As(e, &se) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
@@ -53,6 +54,94 @@ func Write(dir string, files []File) error {
 		errs[i] = writeOne(dsts[i], files[i])
 	})
 	return errors.Join(errs...)
+}
+
+// Writer writes batches of files below dir as Write does (exclusive
+// creates, plain writes, missing directories made), while the caller renders
+// the next ones: Add queues a batch for one of GOMAXPROCS goroutines and
+// returns, so that no more than a few batches are held in memory. Close
+// waits for them and returns the failures joined, in the order the files
+// were added. A Writer is for one goroutine (the one calling Add and Close).
+type Writer struct {
+	dir   string
+	queue chan writeBatch
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	errs  map[int][]error // by batch number
+	made  sync.Map        // directory -> error of its mkdir (nil: made or there)
+	n     int
+}
+
+type writeBatch struct {
+	n     int
+	files []File
+}
+
+// NewWriter starts a Writer into dir.
+func NewWriter(dir string) *Writer {
+	w := &Writer{dir: dir, queue: make(chan writeBatch, 8), errs: map[int][]error{}}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		w.wg.Go(func() {
+			for b := range w.queue {
+				w.write(b)
+			}
+		})
+	}
+	return w
+}
+
+// Add queues files for writing.
+func (w *Writer) Add(files []File) {
+	w.queue <- writeBatch{n: w.n, files: files}
+	w.n++
+}
+
+// Close waits until every queued file is written.
+func (w *Writer) Close() error {
+	close(w.queue)
+	w.wg.Wait()
+	var errs []error
+	for i := range w.n {
+		errs = append(errs, w.errs[i]...)
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Writer) write(b writeBatch) {
+	var errs []error
+	for _, f := range b.files {
+		dst := filepath.Join(w.dir, filepath.FromSlash(f.Path))
+		if err := w.mkdir(filepath.Dir(dst)); err != nil {
+			errs = append(errs, fmt.Errorf("writing %s: %w", dst, err))
+			continue
+		}
+		if err := writeOne(dst, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		w.mu.Lock()
+		w.errs[b.n] = errs
+		w.mu.Unlock()
+	}
+}
+
+// mkdir makes d once per Writer. Two goroutines may race to make the same
+// directory (timers.target.wants): mkdir takes finding it made as success.
+func (w *Writer) mkdir(d string) error {
+	if err, ok := w.made.Load(d); ok {
+		if err == nil {
+			return nil
+		}
+		return err.(error)
+	}
+	err := mkdir(d)
+	if err != nil {
+		w.made.Store(d, err)
+	} else {
+		w.made.Store(d, nil)
+	}
+	return err
 }
 
 // RemoveOwn removes from a generator directory what an earlier run of this
@@ -142,13 +231,37 @@ func writeOne(dst string, f File) error {
 		}
 		return nil
 	}
-	fh, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
+	// Plain system calls: os.OpenFile offers the file to the runtime's
+	// poller (two fcntl and an epoll_ctl that a regular file always
+	// refuses), which costs more than the write of a small unit file.
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(dst, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o644)
+		if err != syscall.EINTR {
+			break
+		}
 	}
-	_, err = fh.Write(f.Content)
-	if cerr := fh.Close(); err == nil {
-		err = cerr
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dst, &fs.PathError{Op: "open", Path: dst, Err: err})
+	}
+	for b := f.Content; len(b) > 0 && err == nil; {
+		var n int
+		n, err = syscall.Write(fd, b)
+		switch {
+		case err == syscall.EINTR:
+			err = nil
+		case err == nil && n == 0:
+			err = io.ErrShortWrite
+		case err == nil:
+			b = b[n:]
+		}
+	}
+	if err != nil {
+		err = &fs.PathError{Op: "write", Path: dst, Err: err}
+	}
+	if cerr := syscall.Close(fd); err == nil && cerr != nil {
+		err = &fs.PathError{Op: "close", Path: dst, Err: cerr}
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dst, err)

@@ -254,3 +254,32 @@ func TestRemoveOwn(t *testing.T) {
 		t.Errorf("a missing directory: %v", err)
 	}
 }
+
+// TestWriterAsWrite: the streaming Writer makes the same tree as Write, from
+// batches of one stack, makes a missing output directory, and reports a
+// file that exists already with Write's message, in the order of the files.
+func TestWriterAsWrite(t *testing.T) {
+	files := sampleFiles(50)
+	dir := filepath.Join(t.TempDir(), "out") // missing: made, as Write does
+	w := NewWriter(dir)
+	w.Add(files[:2])
+	for i := 2; i < len(files); i += 4 {
+		w.Add(files[i : i+4])
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, dir, files)
+
+	w = NewWriter(dir)
+	w.Add(files[2:4])
+	w.Add(files[6:7])
+	err := w.Close()
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("rewrite: %v, want a file exists error", err)
+	}
+	want := Write(dir, append(append([]File{}, files[2:4]...), files[6]))
+	if err.Error() != want.Error() {
+		t.Errorf("Writer: %v\nWrite:  %v", err, want)
+	}
+}

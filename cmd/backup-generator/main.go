@@ -79,41 +79,73 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logf("warning: the helper %s is missing (%v); backups will fail until it is installed there", h, err)
 	}
 
-	g := units.Generate(dir, units.Options{Helper: h})
+	opt := units.Options{Helper: h}
+	if !*dryRun {
+		return generate(dir, rest[0], opt, stderr, logf)
+	}
+	g := units.Generate(dir, opt)
+	report(g, stderr, logf)
+	if g.Err != nil {
+		logf("%v", g.Err)
+		return 1
+	}
+	files := g.Files
+	if len(rest) > 0 {
+		files = only(files, rest)
+		for _, s := range rest {
+			if !slices.ContainsFunc(files, func(f units.File) bool { return ownedBy(f.Path, s) }) {
+				logf("no stack %q was generated (see the messages above, or backup-stack list)", s)
+				g.Skipped = append(g.Skipped, fmt.Errorf("no stack %q", s))
+			}
+		}
+	}
+	if err := units.DryRun(stdout, files); err != nil {
+		logf("%v", err)
+		return 1
+	}
+	if g.Problems() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// report prints the diagnostics and the stacks left out.
+func report(g units.Generated, stderr io.Writer, logf func(string, ...any)) {
 	for _, d := range g.Diags {
 		fmt.Fprintln(stderr, hcl.FormatDiag(d))
 	}
 	for _, e := range g.Skipped {
 		logf("skipped: %v", e)
 	}
+}
+
+// generate renders into out, writing each stack's files while the next
+// stack renders, so that the units are never all in memory at once. What
+// an earlier run left in out is removed first, once rendering is known to
+// produce something (as before: not when the helper path is refused).
+func generate(dir, out string, opt units.Options, stderr io.Writer, logf func(string, ...any)) int {
+	var w *units.Writer
+	start := func() {
+		if err := units.RemoveOwn(out); err != nil {
+			logf("removing what an earlier run left in %s: %v", out, err)
+		}
+		w = units.NewWriter(out)
+	}
+	g := units.GenerateEach(dir, opt, func(files []units.File) {
+		if w == nil {
+			start()
+		}
+		w.Add(files)
+	})
+	report(g, stderr, logf)
 	if g.Err != nil {
 		logf("%v", g.Err)
 		return 1
 	}
-	if *dryRun {
-		files := g.Files
-		if len(rest) > 0 {
-			files = only(files, rest)
-			for _, s := range rest {
-				if !slices.ContainsFunc(files, func(f units.File) bool { return ownedBy(f.Path, s) }) {
-					logf("no stack %q was generated (see the messages above, or backup-stack list)", s)
-					g.Skipped = append(g.Skipped, fmt.Errorf("no stack %q", s))
-				}
-			}
-		}
-		if err := units.DryRun(stdout, files); err != nil {
-			logf("%v", err)
-			return 1
-		}
-		if g.Problems() > 0 {
-			return 1
-		}
-		return 0
+	if w == nil {
+		start() // no configuration: no units, and none left from earlier
 	}
-	if err := units.RemoveOwn(rest[0]); err != nil {
-		logf("removing what an earlier run left in %s: %v", rest[0], err)
-	}
-	if err := units.Write(rest[0], g.Files); err != nil {
+	if err := w.Close(); err != nil {
 		logf("%v", err)
 		return 1
 	}

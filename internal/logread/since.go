@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
 // SinceFormats says which --since values ParseSince understands (the
@@ -59,17 +61,6 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: not one of the forms the log_dir files can be filtered by (%s)", s, SinceFormats)
 }
 
-// units of systemd.time(7)'s time spans, as far as relative times use them.
-var spanUnits = map[string]time.Duration{
-	"us": time.Microsecond, "usec": time.Microsecond,
-	"ms": time.Millisecond, "msec": time.Millisecond,
-	"s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
-	"m": time.Minute, "min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
-	"h": time.Hour, "hr": time.Hour, "hour": time.Hour, "hours": time.Hour,
-	"d": 24 * time.Hour, "day": 24 * time.Hour, "days": 24 * time.Hour,
-	"w": 7 * 24 * time.Hour, "week": 7 * 24 * time.Hour, "weeks": 7 * 24 * time.Hour,
-}
-
 // relative reads "-1h", "+30min", "1h 30min ago" as an offset from now.
 func relative(s string) (time.Duration, bool) {
 	sign := time.Duration(0)
@@ -83,37 +74,10 @@ func relative(s string) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
-	s = strings.TrimSpace(s)
-	var total time.Duration
-	seen := false
-	for s != "" {
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == 0 {
-			return 0, false
-		}
-		n, err := strconv.Atoi(s[:i])
-		if err != nil {
-			return 0, false
-		}
-		s = strings.TrimLeft(s[i:], " ")
-		j := 0
-		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z') {
-			j++
-		}
-		unit := s[:j]
-		if unit == "" {
-			unit = "s" // systemd reads a bare number as seconds
-		}
-		d, ok := spanUnits[unit]
-		if !ok {
-			return 0, false
-		}
-		total += time.Duration(n) * d
-		seen = true
-		s = strings.TrimLeft(s[j:], " ")
+	// A time span as systemd reads it (systemd.time(7)): one home for its units.
+	d, ok, err := systemd.ParseTimespan(s)
+	if err != nil || !ok {
+		return 0, false
 	}
-	return sign * total, seen
+	return sign * d, true
 }

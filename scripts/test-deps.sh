@@ -29,6 +29,8 @@ check iptables /usr/sbin/iptables               # used by netavark
 check systemd /lib/systemd/systemd              # the tests start `systemd --user` themselves
 check util-linux /usr/bin/unshare
 check make /usr/bin/make
+check zsh /usr/bin/zsh                          # the completion tests check the zsh script with zsh -n
+check fish /usr/bin/fish                        # ... and the fish script with fish --no-execute
 check strace /usr/bin/strace                  # the generator sandbox test watches its system calls
 check sudo /usr/bin/sudo                      # the install test runs install.sh as a non-root user with sudo
 if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then

@@ -33,6 +33,8 @@ check zsh /usr/bin/zsh                          # the completion tests check the
 check fish /usr/bin/fish                        # ... and the fish script with fish --no-execute
 check strace /usr/bin/strace                  # the generator sandbox test watches its system calls
 check sudo /usr/bin/sudo                      # the install test runs install.sh as a non-root user with sudo
+check btrfs-progs /usr/bin/btrfs              # internal/snapshot tests: btrfs file systems on loop devices
+check xfsprogs /usr/sbin/mkfs.xfs             # ... and XFS with reflink=1
 if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then
 	need+=(busybox-static) # a dynamic busybox cannot be the base image's only binary
 fi

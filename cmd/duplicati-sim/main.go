@@ -56,11 +56,18 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   duplicati-sim serve [--listen 127.0.0.1:8200] [--version 2.1.0.5|2.2.0.3|2.3.0.4|2.3.1.0]
         [--backup ID=Name[:Duration][:Result][:Sync]]... [--password PW | --password-file F]
-        [--preauth-token TOKEN]... [--quirks JSON]
+        [--preauth-token TOKEN]... [--quirks JSON] [--source ID=PATH]...
       Prints the bound address on stdout, then serves until SIGTERM/SIGINT. --version "" or
       absent is the newest (2.3.1.0). Without a password the server has a random one: no
       password login works (the util stand-in still signs in). --quirks takes the JSON of
       duplicatisim.Quirks (Go field names, durations like "1.5s"); the flags override it.
+      --source ID=PATH (repeatable, PATH absolute, applies to the --backup with that ID, in
+      order) makes each run of that backup read PATH: walk it, then read the walked paths
+      one by one spread over the run's Duration (sha256 of each regular file's bytes as
+      read, symlink targets not followed, directories, modes, sizes); GET
+      /sim/reads?task=N answers what task N read. A missing source fails the run (Fatal,
+      "Backup aborted since the source path ... does not exist"), a path gone before its
+      turn is a Warning, an unreadable file an Error "Failed to process path: PATH".
   duplicati-sim server-util|util <util args>
       The duplicati-server-util stand-in (also when this binary is invoked under that name):
       status, list-backups [--detailed], run <backup> [--wait] [--poll-interval N]

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -468,6 +471,9 @@ func TestServeBadFlags(t *testing.T) {
 		{"serve", "--backup", "nonsense"},
 		{"serve", "--quirks", `{"Nope":1}`},
 		{"serve", "extra"},
+		{"serve", "--source", "nonsense"},
+		{"serve", "--source", "9=/tmp"},                            // no --backup 9
+		{"serve", "--backup", "1=a", "--source", "1=relative/dir"}, // not absolute
 		{"bogus"},
 	} {
 		err := exec.Command(simBin, args...).Run()
@@ -529,4 +535,51 @@ func TestRunWaitBusyLoop(t *testing.T) {
 		check(t, util(t, 10*time.Second, nil, "run", "a", "--wait", "--poll-interval", "1", "--hosturl", host), host,
 			"Connecting to HOST/...\nRunning backup a (ID: 1)\nWaiting for backup to finish...\nBackup status: Success\n\n", 0)
 	})
+}
+
+// TestServeSources: --source ID=PATH makes the runs of that backup read PATH; GET /sim/reads
+// shows what a task read.
+func TestServeSources(t *testing.T) {
+	t.Parallel()
+	dir, other := t.TempDir(), filepath.Join(t.TempDir(), "g")
+	for _, p := range []string{filepath.Join(dir, "f"), other} {
+		if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(simBin, "serve", "--listen", "127.0.0.1:0", "--source", "1="+dir, "--backup", "1=cryptpad:300ms",
+		"--source", "1="+other)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading address: %v (%s)", err, stderr.String())
+	}
+	host := "http://" + strings.TrimSpace(line)
+	check(t, util(t, 20*time.Second, nil, "run", "cryptpad", "--wait", "--poll-interval", "1", "--hosturl", host), host,
+		"Connecting to HOST/...\nRunning backup cryptpad (ID: 1)\nWaiting for backup to finish...\nBackup status: Success\n\n", 0)
+	resp, err := http.Get(host + "/sim/reads?task=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r duplicatisim.Reads
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	h := sha256.Sum256([]byte("content"))
+	f := filepath.Join(dir, "f")
+	if !r.Finished || len(r.Sources) != 2 || len(r.Entries) != 3 || r.Entries[0].Kind != "dir" ||
+		r.Entries[1].Path != f || r.Entries[2].Path != other || r.Entries[1].SHA256 != hex.EncodeToString(h[:]) ||
+		r.Entries[2].SHA256 != r.Entries[1].SHA256 {
+		t.Fatalf("reads %+v", r)
+	}
 }

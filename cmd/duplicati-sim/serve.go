@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -38,8 +39,26 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		return err
 	})
+	type srcSpec struct{ id, path string }
+	var sources []srcSpec
+	fs.Func("source", "ID=PATH: backup ID reads the absolute PATH while it runs (GET /sim/reads), repeatable", func(v string) error {
+		id, p, ok := strings.Cut(v, "=")
+		if !ok || id == "" || p == "" {
+			return fmt.Errorf("source %q: want ID=PATH", v)
+		}
+		sources = append(sources, srcSpec{id, p})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	for _, sp := range sources {
+		i := slices.IndexFunc(backups, func(b duplicatisim.Backup) bool { return b.ID == sp.id })
+		if i < 0 {
+			fmt.Fprintf(stderr, "serve: --source %s=%s: no --backup with ID %s\n", sp.id, sp.path, sp.id)
+			return 2
+		}
+		backups[i].Sources = append(backups[i].Sources, sp.path)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))

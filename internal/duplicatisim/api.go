@@ -405,6 +405,9 @@ func (s *Sim) getServerState(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Lock()
 		ch, restarted, same := s.changed, s.restarted, s.lastEventID == last
+		if same {
+			s.parkedPolls++
+		}
 		s.mu.Unlock()
 		if same {
 			t := time.NewTimer(d)
@@ -416,6 +419,9 @@ func (s *Sim) getServerState(w http.ResponseWriter, r *http.Request) {
 			case <-restarted:
 			}
 			t.Stop()
+			s.mu.Lock()
+			s.parkedPolls--
+			s.mu.Unlock()
 			select {
 			case <-restarted:
 				panic(http.ErrAbortHandler) // the server went away: the connection drops

@@ -120,6 +120,7 @@ func MergeQuirksJSON(q *Quirks, data []byte) error {
 type backupWire struct {
 	ID, Name, Duration, Result string
 	Sync                       bool
+	Sources                    []string // absolute paths a run reads
 }
 
 // controlRoutes registers the /sim/... endpoints used by tests in other processes.
@@ -127,6 +128,28 @@ type backupWire struct {
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sim/events", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Events())
+	})
+	mux.HandleFunc("GET /sim/reads", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := dotnetInt(r.URL.Query().Get("task"), 64)
+		if !ok {
+			writeErr(w, http.StatusBadRequest, "task must be a task ID")
+			return
+		}
+		boot := -1
+		if v := r.URL.Query().Get("boot"); v != "" {
+			n, ok := dotnetInt(v, 32)
+			if !ok || n < 0 {
+				writeErr(w, http.StatusBadRequest, "boot must be a server life (0, 1, ...)")
+				return
+			}
+			boot = int(n)
+		}
+		rd, found := s.Reads(id, boot)
+		if !found {
+			writeErr(w, http.StatusNotFound, "No such task found")
+			return
+		}
+		writeJSON(w, http.StatusOK, rd)
 	})
 	mux.HandleFunc("GET /sim/quirks", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := MarshalQuirks(s.Quirks())
@@ -183,10 +206,10 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sim/backups", func(w http.ResponseWriter, r *http.Request) {
 		var b backupWire
 		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.ID == "" {
-			writeErr(w, http.StatusBadRequest, "body must be {\"ID\",\"Name\",\"Duration\",\"Result\",\"Sync\"}")
+			writeErr(w, http.StatusBadRequest, "body must be {\"ID\",\"Name\",\"Duration\",\"Result\",\"Sync\",\"Sources\"}")
 			return
 		}
-		nb := Backup{ID: b.ID, Name: b.Name, Result: b.Result, Sync: b.Sync}
+		nb := Backup{ID: b.ID, Name: b.Name, Result: b.Result, Sync: b.Sync, Sources: b.Sources}
 		if b.Duration != "" {
 			d, err := time.ParseDuration(b.Duration)
 			if err != nil {

@@ -2,6 +2,7 @@ package duplicatisim
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestParseBackupSpec(t *testing.T) {
 	}
 	for _, tc := range cases {
 		got, err := ParseBackupSpec(tc.in)
-		if (err != nil) != tc.wantErr || got != tc.want {
+		if (err != nil) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
 			t.Fatalf("%s: %+v %v", tc.in, got, err)
 		}
 	}

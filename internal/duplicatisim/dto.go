@@ -217,22 +217,48 @@ func (s *Sim) writeLogLocked(t *task, parsed string, interrupted, partial bool, 
 		m.ExaminedFiles, m.OpenedFiles, m.AddedFiles = 10, 2, 2
 		m.SizeOfExaminedFiles, m.SizeOfOpenedFiles, m.SizeOfAddedFiles = 10240, 2048, 2048
 	}
-	switch parsed {
-	case "Warning":
-		if partial {
-			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.BackupHandler-CancellationRequested]: Cancellation was requested by user.")
-		} else {
-			m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.Backup.FileEnumerationProcess-FileAccessError]: Error reported while accessing file: /source/locked.db")
+	r := t.rd
+	if r != nil && mainOp == "Backup" && len(r.Sources) > 0 {
+		// The statistics of what was read.
+		m.ExaminedFiles, m.OpenedFiles, m.AddedFiles = 0, 0, 0
+		m.SizeOfExaminedFiles, m.SizeOfOpenedFiles, m.SizeOfAddedFiles = 0, 0, 0
+		for _, e := range r.Entries {
+			if e.Kind == "file" {
+				m.ExaminedFiles++
+				m.OpenedFiles++
+				m.SizeOfExaminedFiles += e.Size
+				m.SizeOfOpenedFiles += e.Size
+			}
 		}
-	case "Error":
-		m.FilesWithError = 1
-		m.Errors = append(m.Errors, stamp+" - [Error-Duplicati.Library.Main.Operation.Backup.FileBlockProcessor.FileEntry-PathProcessingFailed]: Failed to process path: /source/broken")
-	case "Fatal":
+	}
+	// The configured outcome's canned entries (a run that did not end normally has none).
+	if partial && mainOp == "Backup" {
+		m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.BackupHandler-CancellationRequested]: Cancellation was requested by user.")
+	}
+	switch {
+	case parsed == "Fatal":
 		msg := fatalMsg
-		if interrupted {
+		switch {
+		case interrupted:
 			msg = canceledMsg
+		case r != nil && r.fatal != "":
+			msg = r.fatal
 		}
 		m.Errors = append(m.Errors, stamp+" - [Error-Duplicati.Library.Main.Controller-FailedOperation]: The operation "+mainOp+" has failed with error: "+msg)
+	case !interrupted && t.result == "Warning":
+		m.Warnings = append(m.Warnings, stamp+" - [Warning-Duplicati.Library.Main.Operation.Backup.FileEnumerationProcess-FileAccessError]: Error reported while accessing file: /source/locked.db")
+	case !interrupted && t.result == "Error":
+		m.FilesWithError = 1
+		m.Errors = append(m.Errors, stamp+" - [Error-Duplicati.Library.Main.Operation.Backup.FileBlockProcessor.FileEntry-PathProcessingFailed]: Failed to process path: /source/broken")
+	}
+	if r != nil && parsed != "Fatal" {
+		for _, w := range r.Warnings {
+			m.Warnings = append(m.Warnings, stamp+" - "+w)
+		}
+		for _, e := range r.Errors {
+			m.Errors = append(m.Errors, stamp+" - "+e)
+		}
+		m.FilesWithError += int64(len(r.Errors))
 	}
 	m.MessagesActualLength = int64(len(m.Messages))
 	m.WarningsActualLength = int64(len(m.Warnings))
@@ -271,9 +297,19 @@ func (s *Sim) writeMetaLocked(t *task, threw bool, errMsg string, interrupted bo
 		return
 	}
 	s.versions[t.backupID]++
-	m["SourceFilesSize"] = "10240"
-	m["SourceFilesCount"] = "10"
-	m["SourceSizeString"] = FormatSize(10240)
+	size, count := int64(10240), int64(10)
+	if r := t.rd; r != nil && len(r.Sources) > 0 {
+		size, count = 0, 0
+		for _, e := range r.Entries {
+			if e.Kind == "file" {
+				size += e.Size
+				count++
+			}
+		}
+	}
+	m["SourceFilesSize"] = strconv.FormatInt(size, 10)
+	m["SourceFilesCount"] = strconv.FormatInt(count, 10)
+	m["SourceSizeString"] = FormatSize(float64(size))
 	m["LastBackupStarted"] = metaDate(t.started)
 	m["LastBackupFinished"] = metaDate(now)
 	m["LastBackupDuration"] = timeSpan(now.Sub(t.started))
@@ -333,7 +369,7 @@ func (s *Sim) backupDTOLocked(b Backup) backupDTO {
 		Tags:      []string{},
 		TargetURL: "file:///backups/" + b.Name,
 		DBPath:    "/data/Duplicati/" + b.ID + ".sqlite",
-		Sources:   []string{"/source/" + b.Name + "/"},
+		Sources:   backupSources(b),
 		Settings:  []settingDTO{},
 		Filters:   []filterDTO{},
 		Metadata:  meta,
@@ -445,4 +481,12 @@ func (s *Sim) taskDTOLocked(status string, id int64, r *taskResult) any {
 		return taskStateDTO21{Status: d.Status, ID: d.ID, ErrorMessage: d.ErrorMessage, Exception: d.Exception}
 	}
 	return d
+}
+
+// backupSources is the Sources of the backup DTO: the configured ones, else a made-up folder.
+func backupSources(b Backup) []string {
+	if len(b.Sources) > 0 {
+		return append([]string{}, b.Sources...)
+	}
+	return []string{"/source/" + b.Name + "/"}
 }

@@ -20,6 +20,10 @@ type tclient struct {
 	header map[string]string // extra request headers
 	nonce  bool              // logins must answer RefreshNonce
 	resp   *http.Response    // last response (body already read)
+	// hc is the test server's own client: httptest.Server.Close closes the idle
+	// connections of http.DefaultTransport, which broke requests of tests running
+	// in parallel ("CloseIdleConnections called").
+	hc *http.Client
 }
 
 const testPassword = "s3cret-pw"
@@ -33,7 +37,7 @@ func newTestSim(t *testing.T, backups []Backup, q Quirks) (*Sim, *tclient) {
 	s := New(backups, q)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { srv.Close(); s.Close() })
-	c := &tclient{t: t, base: srv.URL, pw: q.Password, nonce: s.Profile().RefreshNonce}
+	c := &tclient{t: t, base: srv.URL, pw: q.Password, nonce: s.Profile().RefreshNonce, hc: srv.Client()}
 	if code, body := c.login(c.pw); code != 200 {
 		t.Fatalf("login: %d %s", code, body)
 	}
@@ -76,7 +80,11 @@ func (c *tclient) do(method, path string, body any) (int, []byte) {
 	if c.host != "" {
 		req.Host = c.host
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}

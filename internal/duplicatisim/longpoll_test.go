@@ -109,7 +109,20 @@ func TestLongPollEvents(t *testing.T) {
 		t.Parallel()
 		s, c := newTestSim(t, testBackups, Quirks{})
 		st := c.state()
-		go func() { time.Sleep(150 * time.Millisecond); s.Restart() }()
+		// Restart once the long poll is parked: a request that reached the server only
+		// after the restart is answered at once (the event IDs started again), which is
+		// another case.
+		go func() {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				s.mu.Lock()
+				parked := s.parkedPolls > 0
+				s.mu.Unlock()
+				if parked {
+					break
+				}
+			}
+			s.Restart()
+		}()
 		req, _ := http.NewRequest("GET", c.base+"/api/v1/serverstate?lastEventId="+itoa(st.LastEventID)+"&longpoll=true&duration=10s", nil)
 		req.Header.Set("Authorization", "Bearer "+c.tok)
 		start := time.Now()

@@ -44,8 +44,12 @@
 //     binds them; durations in Duplicati's Timeparser syntax, "5M" is five months) returns as
 //     soon as an event happens: enqueue, start, end, pause, resume, backup change.
 //   - 2.3.1.0: LogLocked makes backup/{id}/log answer 400 DatabaseLocked.
+//   - Backup.Sources: a run reads them (walk, then sha256 of each file spread over the run;
+//     a missing source throws, a vanished path warns, an unreadable file is an error); GET
+//     /sim/reads?task=N shows what it read. Details in sources.go.
 //
 // Control endpoints for tests in other processes (no auth, no Host check): GET /sim/events,
+// GET /sim/reads?task=N[&boot=B] (what a Backup task read of Backup.Sources: see sources.go),
 // GET and POST /sim/quirks (JSON as MarshalQuirks), POST /sim/hold?backup=&duration=,
 // POST /sim/restart, POST /sim/backups, GET /sim/tokenfamily ({"Rows":N}) and
 // POST /sim/signintoken (stands for the util reading the server DB: {"SigninToken":...}).
@@ -54,6 +58,7 @@ package duplicatisim
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -66,6 +71,7 @@ type Backup struct {
 	Duration time.Duration // how long a run takes (default 1s)
 	Result   string        // "Success" (default) | "Warning" | "Error" | "Fatal"
 	Sync     bool          // a Sync-type job (2.3.1.0 only): writes no Result log row
+	Sources  []string      // absolute paths a run reads (see sources.go and GET /sim/reads)
 }
 
 // Quirks switches on behaviour of the real server and util that clients must cope with.
@@ -125,6 +131,7 @@ type task struct {
 	ev       int    // index into Sim.events
 	cancel   string // pending "stop" | "abort"
 	cancelAt time.Time
+	rd       *readRecord // a started Backup task's source reading
 }
 
 type taskResult struct {
@@ -178,8 +185,12 @@ type Sim struct {
 	hasWarning, hasError                 bool
 	changed                              chan struct{} // closed and replaced on every event
 	restarted                            chan struct{} // closed and replaced on every restart
+	parkedPolls                          int           // serverstate long polls waiting for an event now
 
 	events []Event
+	reads  map[int]*readRecord // by index into events: what each started Backup task read
+
+	openFile openFunc // nil: os.Open; tests replace it before the first task starts
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -228,6 +239,14 @@ func validBackup(b Backup, p Profile) error {
 	if b.Sync && !p.SyncJobs {
 		return fmt.Errorf("backup %s: Duplicati %s has no Sync jobs (2.3.1.0)", b.ID, p.Version)
 	}
+	if b.Sync && len(b.Sources) > 0 {
+		return fmt.Errorf("backup %s: a Sync job has no sources", b.ID)
+	}
+	for _, src := range b.Sources {
+		if !filepath.IsAbs(src) {
+			return fmt.Errorf("backup %s: source %q: want an absolute path", b.ID, src)
+		}
+	}
 	return nil
 }
 
@@ -247,6 +266,7 @@ func New(backups []Backup, q Quirks) *Sim {
 		logs:      map[string][]logRow{},
 		meta:      map[string]map[string]string{},
 		versions:  map[string]int{},
+		reads:     map[int]*readRecord{},
 		auth:      newAuthState(),
 		changed:   make(chan struct{}),
 		restarted: make(chan struct{}),
@@ -329,6 +349,7 @@ func (s *Sim) setBackupLocked(b Backup) {
 	if b.Result == "" {
 		b.Result = "Success"
 	}
+	b.Sources = slices.Clone(b.Sources)
 	for i := range s.backups {
 		if s.backups[i].ID == b.ID {
 			s.backups[i] = b
@@ -382,6 +403,7 @@ func (s *Sim) restartLocked() {
 	}
 	for _, t := range drop {
 		s.events[t.ev].Result = "Dropped"
+		endReadLocked(t)
 	}
 	s.queue, s.active = nil, nil
 	s.cache, s.cacheIDs = map[int64]taskResult{}, nil
@@ -459,10 +481,13 @@ func (s *Sim) tick(now time.Time) {
 	}
 	if a := s.active; a != nil {
 		end := a.started.Add(a.duration)
+		readDone := readDoneLocked(a) // a read longer than the duration makes the run longer
 		switch {
-		case a.cancel != "" && a.cancelAt.Before(end) && !now.Before(a.cancelAt):
+		case a.rd != nil && a.rd.fatal != "":
+			s.finishLocked(a, "done", now) // a source check failed: the run throws at once
+		case a.cancel != "" && (a.cancelAt.Before(end) || !readDone) && !now.Before(a.cancelAt):
 			s.finishLocked(a, a.cancel, now)
-		case !now.Before(end):
+		case !now.Before(end) && readDone:
 			s.finishLocked(a, "done", now)
 		}
 	}
@@ -483,6 +508,7 @@ func (s *Sim) startLocked(now time.Time) {
 		} else {
 			t.duration = defaultDuration
 		}
+		s.startReadLocked(t, b.Sources)
 	}
 	s.active = t
 	s.events[t.ev].Started = now
@@ -495,8 +521,13 @@ func (s *Sim) startLocked(now time.Time) {
 
 // finishLocked ends the active task t. how is "done", "stop" or "abort".
 func (s *Sim) finishLocked(t *task, how string, now time.Time) {
+	endReadLocked(t)
 	parsed, interrupted := t.result, false
 	threw, errMsg, exception := parsed == "Fatal", fatalMsg, fatalException
+	if r := t.rd; r != nil && r.fatal != "" && how == "done" {
+		parsed, threw = "Fatal", true
+		errMsg, exception = r.fatal, "System.IO.IOException: "+r.fatal+ioExceptionStack
+	}
 	switch how {
 	case "stop":
 		parsed, interrupted, threw = "Warning", true, false
@@ -506,6 +537,15 @@ func (s *Sim) finishLocked(t *task, how string, now time.Time) {
 	case "abort":
 		parsed, interrupted, threw = "Fatal", true, true
 		errMsg, exception = canceledMsg, canceledException
+	}
+	if r := t.rd; r != nil && parsed != "Fatal" {
+		// What the read met raises the result: never a silent success.
+		if len(r.Warnings) > 0 && parsed == "Success" {
+			parsed = "Warning"
+		}
+		if len(r.Errors) > 0 {
+			parsed = "Error"
+		}
 	}
 	res := taskResult{started: t.started, finished: now}
 	if threw && s.prof.ThrowFails {

@@ -71,14 +71,7 @@ func rootlessPrereqs(t *testing.T) {
 	if fi, err := os.Stat("/dev/net/tun"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		missing = append(missing, "no /dev/net/tun character device (the rootless stacks' slirp4netns needs one to bind a node of its own over)")
 	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "rootless e2e prerequisites missing: " + strings.Join(missing, ", ") + " (scripts/test-deps.sh installs them)"
-	if requireMode() {
-		t.Fatal(msg + " (" + envRequire + "=require)")
-	}
-	t.Skip(msg + " (set " + envRequire + "=require to make this a failure)")
+	missingPrereqs(t, "rootless e2e", missing, " (scripts/test-deps.sh installs them)")
 }
 
 // userName is the name of the user the manager runs as.

@@ -142,14 +142,7 @@ func checkPrereqs(t *testing.T) {
 	if _, err := busyboxPath(); err != nil {
 		missing = append(missing, err.Error())
 	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "e2e prerequisites missing: " + strings.Join(missing, ", ")
-	if requireMode() {
-		t.Fatal(msg + " (" + envRequire + "=require)")
-	}
-	t.Skip(msg + " (set " + envRequire + "=require to make this a failure)")
+	missingPrereqs(t, "e2e", missing, "")
 }
 
 // sharedNetns makes /run/netns a shared mount point so that containers started by units in

@@ -287,13 +287,7 @@ func sudoPrereqs(t *testing.T) {
 			missing = append(missing, "no "+tool)
 		}
 	}
-	if len(missing) > 0 {
-		msg := "install.sh sudo test prerequisites missing: " + strings.Join(missing, ", ") + " (scripts/test-deps.sh installs sudo)"
-		if requireMode() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	missingPrereqs(t, "install.sh sudo test", missing, " (scripts/test-deps.sh installs sudo)")
 }
 
 // TestInstallSudoNonRoot: a non-root user with sudo runs ./install.sh --yes. The generator

@@ -217,13 +217,7 @@ func installPrereqs(t *testing.T) {
 			missing = append(missing, "no "+tool)
 		}
 	}
-	if len(missing) > 0 {
-		msg := "install.sh test prerequisites missing: " + strings.Join(missing, ", ")
-		if requireMode() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	missingPrereqs(t, "install.sh test", missing, "")
 }
 
 // TestInstallUninstall: root mode (as root) with --libexec and the generator directory in

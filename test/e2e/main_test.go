@@ -216,6 +216,21 @@ func haveBinary(name string) bool { _, ok := suite.built[name]; return ok }
 
 func requireMode() bool { return os.Getenv(envRequire) == "require" }
 
+// missingPrereqs skips the test with one line naming what is missing, or fails it under
+// BACKUP_STACK_E2E=require; what names the tests ("e2e", "install.sh"), hint how to get
+// the missing parts. It returns when nothing is missing.
+func missingPrereqs(t testing.TB, what string, missing []string, hint string) {
+	t.Helper()
+	if len(missing) == 0 {
+		return
+	}
+	msg := what + " prerequisites missing: " + strings.Join(missing, ", ") + hint
+	if requireMode() {
+		t.Fatal(msg + " (" + envRequire + "=require)")
+	}
+	t.Skip(msg + " (set " + envRequire + "=require to make this a failure)")
+}
+
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.ReplaceAll(s, "\n", " | ")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ var stackSchema = &hhcl.BodySchema{
 	},
 	Blocks: []hhcl.BlockHeaderSchema{
 		{Type: "on_demand"},
+		{Type: "snapshot"},
 		{Type: "hook", LabelNames: []string{"kind"}},
 		{Type: "notify"},
 		{Type: "healthcheck"},
@@ -47,6 +49,15 @@ var notifySchema = &hhcl.BodySchema{
 
 var healthcheckSchema = &hhcl.BodySchema{
 	Attributes: []hhcl.AttributeSchema{{Name: "url", Required: true}},
+}
+
+var snapshotSchema = &hhcl.BodySchema{
+	Attributes: []hhcl.AttributeSchema{
+		{Name: "paths", Required: true},
+		{Name: "method"},
+		{Name: "into"},
+		{Name: "timeout"},
+	},
 }
 
 var onDemandSchema = &hhcl.BodySchema{
@@ -464,7 +475,7 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 	var onDemandSeen *hhcl.Range
 	seenOnce := map[string]hhcl.Range{}
 	for _, blk := range c.Blocks {
-		if blk.Type == "notify" || blk.Type == "healthcheck" {
+		if blk.Type == "notify" || blk.Type == "healthcheck" || blk.Type == "snapshot" {
 			if prev, dup := seenOnce[blk.Type]; dup {
 				d.errorf(blk.DefRange, "Duplicate block", "only one %s block is allowed; the first is at %s.", blk.Type, prev)
 				continue
@@ -477,6 +488,8 @@ func (d *decoder) decodeStack(b *hhcl.Block, cfg *Config) *Stack {
 			st.Notify = d.decodeNotify(blk)
 		case "healthcheck":
 			st.Healthcheck = d.decodeHealthcheck(blk)
+		case "snapshot":
+			st.Snapshot = d.decodeSnapshot(blk)
 		case "on_demand":
 			if onDemandSeen != nil {
 				d.errorf(blk.DefRange, "Duplicate block", "only one on_demand block is allowed; the first is at %s.", onDemandSeen)
@@ -535,6 +548,75 @@ func (d *decoder) decodeHealthcheck(b *hhcl.Block) *Healthcheck {
 		}
 	}
 	return h
+}
+
+// decodeSnapshot decodes the snapshot block. What only the file systems can
+// tell (a subvolume, reflinks, free space) is checked by the gate, before
+// the stack stops, and by `backup-stack check`.
+func (d *decoder) decodeSnapshot(b *hhcl.Block) *Snapshot {
+	c := d.content(b.Body, snapshotSchema)
+	if c == nil {
+		return nil
+	}
+	sn := &Snapshot{Method: SnapshotMethods[0], Into: DefaultSnapshotDir(), Timeout: DefaultSnapshotTimeout, Range: b.DefRange}
+	ok := true
+	if a := d.stringList(c.Attributes, "paths", &sn.Paths); a != nil {
+		if len(sn.Paths) == 0 {
+			d.errorf(a.Expr.Range(), "No snapshot paths", "paths must list the stack's data directories, e.g. paths = [\"~/podman-compose/nextcloud/data\"].")
+			ok = false
+		}
+		seen := map[string]int{}
+		for i, p := range sn.Paths {
+			p = expandHome(p)
+			sn.Paths[i] = p
+			if !d.plainPath(elemRange(a, i), fmt.Sprintf("paths[%d]", i), p) {
+				ok = false
+				continue
+			}
+			if j, dup := seen[filepath.Clean(p)]; dup {
+				d.errorf(elemRange(a, i), "Duplicate snapshot path", "paths[%d] and paths[%d] are the same path %q; list it once.", j, i, p)
+				ok = false
+			}
+			seen[filepath.Clean(p)] = i
+		}
+	} else {
+		ok = false
+	}
+	if a := d.str(c.Attributes, "method", &sn.Method, false); a != nil {
+		if !slices.Contains(SnapshotMethods, sn.Method) {
+			d.errorf(a.Expr.Range(), "Unknown snapshot method",
+				"method = %q; use \"auto\" (a btrfs snapshot where the path is a subvolume, else a reflink copy), \"btrfs\", \"reflink\" or \"copy\" (a full copy).", sn.Method)
+			ok = false
+		}
+	}
+	if a := d.str(c.Attributes, "into", &sn.Into, false); a != nil {
+		sn.Into = expandHome(sn.Into)
+		if !d.plainPath(a.Expr.Range(), "into", sn.Into) {
+			ok = false
+		}
+	}
+	d.duration(c.Attributes, "timeout", &sn.Timeout)
+	if !ok {
+		return nil
+	}
+	return sn
+}
+
+// plainPath checks a path of the snapshot block: absolute, clean of
+// control characters (it is an argument of cp and btrfs, and a line of the
+// plan), and not the root directory.
+func (d *decoder) plainPath(rng hhcl.Range, what, p string) bool {
+	switch {
+	case !filepath.IsAbs(p):
+		d.errorf(rng, "Invalid path", "%s = %q must be an absolute path, or start with \"~/\".", what, p)
+	case strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		d.errorf(rng, "Invalid path", "%s = %q holds a control character.", what, p)
+	case filepath.Clean(p) == "/":
+		d.errorf(rng, "Invalid path", "%s cannot be the root directory.", what)
+	default:
+		return true
+	}
+	return false
 }
 
 func (d *decoder) decodeOnDemand(b *hhcl.Block) *OnDemand {

@@ -24,6 +24,15 @@ func Dir() (string, error) {
 	return filepath.Join(home, ".config", "backup-stack"), nil
 }
 
+// DefaultSnapshotDir is a snapshot block's default into:
+// $XDG_DATA_HOME/backup-stack/snapshots, else ~/.local/share/backup-stack/snapshots.
+func DefaultSnapshotDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "backup-stack", "snapshots")
+	}
+	return expandHome("~/.local/share/backup-stack/snapshots")
+}
+
 func expandHome(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
 		if home, err := os.UserHomeDir(); err == nil {

@@ -115,6 +115,32 @@ type OnDemand struct {
 	Service string
 }
 
+// Snapshot is the snapshot block of a stack: the data paths frozen into
+// <Into>/<stack>/<name> while the stack is stopped, so that the stack can
+// start again at once and Duplicati backs up the frozen copy.
+type Snapshot struct {
+	// Paths are absolute ("~/" expanded), at least one.
+	Paths []string
+	// Method is "auto", "btrfs", "reflink" or "copy" (see internal/snapshot).
+	Method string
+	// Into is the snapshot directory, absolute.
+	Into string
+	// Timeout bounds taking the snapshots (the stack is down meanwhile).
+	Timeout time.Duration
+	Range   hhcl.Range
+}
+
+// DefaultSnapshotTimeout bounds taking a stack's snapshots.
+const DefaultSnapshotTimeout = 30 * time.Minute
+
+// SnapshotRemoveTimeout bounds the removal of a run's snapshots in finish
+// (a full copy of many files takes a while to delete); the backup unit's
+// TimeoutStopSec= includes it for a stack in snapshot mode.
+const SnapshotRemoveTimeout = 30 * time.Minute
+
+// SnapshotMethods are the values of a snapshot block's method, the default first.
+var SnapshotMethods = []string{"auto", "btrfs", "reflink", "copy"}
+
 // Hook is one command run at a point of the sequence.
 type Hook struct {
 	Kind          string
@@ -139,7 +165,10 @@ type Stack struct {
 	WaitTimeout   time.Duration
 	RequirePaths  []string
 	OnDemand      *OnDemand
-	Hooks         []Hook
+	// Snapshot, when set, freezes the stack's data so that the stack is
+	// down only while its data is frozen (snapshot mode).
+	Snapshot *Snapshot
+	Hooks    []Hook
 	// Notify and Healthcheck are the stack's own, else config.hcl's.
 	Notify      *Notify
 	Healthcheck *Healthcheck

@@ -471,3 +471,52 @@ func TestNotifyUnits(t *testing.T) {
 		}
 	}
 }
+
+// Snapshot mode: the snapshot step right after wait-stopped, resume after
+// post_stop (before pre_backup), the start hooks shown as resume's, and no
+// PartOf= (the hold ends before the jobs); every other stack keeps PartOf=.
+func TestSnapshotSequence(t *testing.T) {
+	set, files := renderCase(t, "snapshot")
+	st := set.Stacks[0]
+	opts := options(t, files["backup@cloud.service.d/50-stack.conf"])
+	var pre []string
+	for _, v := range values(opts, "Service", "ExecStartPre") {
+		_, n := step(t, v)
+		pre = append(pre, n)
+	}
+	want := []string{"gate", "hold", "wait-stopped", "snapshot", "hook:post_stop:1:/usr/bin/logger", "resume", "hook:pre_backup:1:/usr/bin/sync"}
+	if !reflect.DeepEqual(pre, want) {
+		t.Errorf("ExecStartPre sequence\n got %q\nwant %q", pre, want)
+	}
+	if v := values(opts, "Unit", "PartOf"); len(v) != 0 {
+		t.Errorf("PartOf=%q in snapshot mode: stopping the hold before the jobs would stop the backup", v)
+	}
+	resume := values(opts, "Service", "X-ResumeHook")
+	if len(resume) != 2 || !strings.HasPrefix(resume[0], "pre_start ") || !strings.HasPrefix(resume[1], "post_start ") {
+		t.Errorf("X-ResumeHook %q", resume)
+	}
+	if fin := values(opts, "Service", "X-FinishHook"); len(fin) != 1 || !strings.HasPrefix(fin[0], "post_backup ") {
+		t.Errorf("X-FinishHook %q, want post_backup alone", fin)
+	}
+	// The snapshot's timeout and resume's restore on the start side, the removal on the stop side.
+	start, stop := Timeouts(set.Config, st)
+	plain := *st
+	plain.Snapshot = nil
+	pstart, pstop := Timeouts(set.Config, &plain)
+	if d := start - pstart; d != st.Snapshot.Timeout+st.StopTimeout+3*st.StartTimeout+2*hcl.DefaultHookTimeout {
+		t.Errorf("TimeoutStartSec grows by %s in snapshot mode", d)
+	}
+	if d := stop - pstop; d != hcl.SnapshotRemoveTimeout {
+		t.Errorf("TimeoutStopSec grows by %s in snapshot mode", d)
+	}
+
+	for _, c := range []string{"hooks", "ondemand", "ordering", "notify"} {
+		set, files := renderCase(t, c)
+		for _, st := range set.Stacks {
+			opts := options(t, files["backup@"+st.Name+".service.d/50-stack.conf"])
+			if got := one(t, opts, "Unit", "PartOf"); got != "backup-hold@"+st.Name+".service" {
+				t.Errorf("%s: backup@%s has PartOf=%q", c, st.Name, got)
+			}
+		}
+	}
+}

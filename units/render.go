@@ -209,6 +209,14 @@ func (r *renderer) helperLine(prefix string, args ...string) (string, error) {
 
 func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte, error) {
 	opts := []*unit.UnitOption{unit.NewUnitOption("Unit", "SourcePath", src)}
+	if st.Snapshot == nil {
+		// Whoever starts the stack (a person, a socket) stops the hold
+		// unit, and with it this backup: a backup of a running stack is not
+		// the one that was asked for. Not in snapshot mode: there the hold
+		// ends before the jobs and the backup must go on (the snapshot and
+		// wait-stopped steps check the hold until the data is frozen).
+		opts = append(opts, unit.NewUnitOption("Unit", "PartOf", systemd.HoldService(st.Name)))
+	}
 	if prev != "" {
 		// Starts queued together run in name order: each unit waits for the
 		// one sorted just before it. This orders only jobs queued together;
@@ -251,10 +259,19 @@ func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte
 	}
 	add(pre)(r.helperLine("", "hold", "--", st.Name))
 	add(pre)(r.helperLine("", "wait-stopped", "--", st.Name))
-	for _, kind := range []string{"post_stop", "pre_backup"} {
-		for i, h := range st.HooksOf(kind) {
-			add(pre)(r.hookStep(st, h, i+1))
-		}
+	if st.Snapshot != nil {
+		add(pre)(r.helperLine("", "snapshot", "--", st.Name))
+	}
+	for i, h := range st.HooksOf("post_stop") {
+		add(pre)(r.hookStep(st, h, i+1))
+	}
+	if st.Snapshot != nil {
+		// resume runs the pre_start and post_start hooks from the plan,
+		// around the stack's start; listed as X-ResumeHook= below.
+		add(pre)(r.helperLine("", "resume", "--", st.Name))
+	}
+	for i, h := range st.HooksOf("pre_backup") {
+		add(pre)(r.hookStep(st, h, i+1))
 	}
 	// ExecStart= (run) and ExecStopPost= (finish) are in the template: a
 	// daemon-reload that loses this drop-in (its stack file deleted or
@@ -262,7 +279,17 @@ func (r *renderer) serviceDropIn(st *hcl.Stack, src string, prev string) ([]byte
 	// restore must survive that. finish runs the hooks below from the plan;
 	// they are listed here (X- keys, which systemd ignores) so that
 	// `systemctl --user cat` still shows the whole sequence.
+	if st.Snapshot != nil {
+		for _, kind := range []string{"pre_start", "post_start"} {
+			for _, h := range st.HooksOf(kind) {
+				add("X-ResumeHook")(hookShown(h))
+			}
+		}
+	}
 	for _, kind := range []string{"post_backup", "pre_start", "post_start", "verify"} {
+		if st.Snapshot != nil && (kind == "pre_start" || kind == "post_start") {
+			continue
+		}
 		for _, h := range st.HooksOf(kind) {
 			add("X-FinishHook")(hookShown(h))
 		}
@@ -348,10 +375,21 @@ func Timeouts(cfg *hcl.Config, st *hcl.Stack) (start, stop time.Duration) {
 	// finish: the hold's release (stop_timeout), the start and its settling
 	// (2 x start_timeout), the containers' return (start_timeout).
 	stop = st.StopTimeout + 3*st.StartTimeout + Margin
+	if st.Snapshot != nil {
+		// The snapshot step, and resume's restore, before the jobs; the
+		// snapshots' removal in finish.
+		start += st.Snapshot.Timeout + st.StopTimeout + 3*st.StartTimeout
+		stop += hcl.SnapshotRemoveTimeout
+	}
 	for _, h := range st.Hooks {
 		switch h.Kind {
 		case "pre_stop", "post_stop", "pre_backup":
 			start += h.Timeout
+		case "pre_start", "post_start":
+			if st.Snapshot != nil {
+				start += h.Timeout // run by resume; finish runs them only when resume did not
+			}
+			stop += h.Timeout
 		default:
 			stop += h.Timeout
 		}

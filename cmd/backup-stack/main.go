@@ -51,7 +51,9 @@ type CLI struct {
 	Hold        HoldCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"Start the hold unit, which stops the stack."`
 	Held        HeldCmd        `cmd:"" hidden:"" group:"Steps run by the units" help:"ExecStart of backup-hold@.service: log that the stack is held down."`
 	WaitStopped WaitStoppedCmd `cmd:"" name:"wait-stopped" hidden:"" group:"Steps run by the units" help:"Wait until every container of the stack's compose project is down."`
-	Finish      FinishCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"ExecStopPost of backup@.service: hooks, restore, containers back, release, history (from the plan)."`
+	Snapshot    SnapshotCmd    `cmd:"" hidden:"" group:"Steps run by the units" help:"Snapshot mode: freeze the stack's data paths while it is held down (all or none)."`
+	Resume      ResumeCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"Snapshot mode: start the stack again once its data is frozen (pre_start, restore, post_start)."`
+	Finish      FinishCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"ExecStopPost of backup@.service: hooks, restore, containers back, snapshot removal, release, history (from the plan)."`
 	Notify      NotifyCmd      `cmd:"" hidden:"" group:"Steps run by the units" help:"Run the stack's notify command for the last result (backup-notify@.service)."`
 	Recover     RecoverCmd     `cmd:"" help:"Restore every stack a crash or shutdown left down, now (backup-recover.service runs it at manager start)."`
 }

@@ -60,28 +60,37 @@ func (c *RunCmd) Run(ctx context.Context, app *App) error {
 				err, systemd.BackupService(systemd.StackFromArg(c.Stack))))
 		}
 		p := s.plan
-		hold := systemd.HoldService(p.Stack)
-		held, err := manager.IsUp(ctx, app.Manager, hold)
-		if err != nil || !held || !p.Held || !p.Stopped {
-			return s.fail(withCode(exitcode.Usage, fmt.Errorf("stack %s is not held down with its containers stopped (%s up: %v, plan held: %v, containers stopped: %v); no job was started",
-				p.Stack, hold, held, p.Held, p.Stopped)))
+		if p.SnapshotMode() {
+			// The jobs read the frozen copy: the stack may run meanwhile.
+			if err := orchestrate.SnapshotsReady(p); err != nil {
+				return s.fail(withCode(exitcode.Usage, err))
+			}
+		} else {
+			hold := systemd.HoldService(p.Stack)
+			held, err := manager.IsUp(ctx, app.Manager, hold)
+			if err != nil || !held || !p.Held || !p.Stopped {
+				return s.fail(withCode(exitcode.Usage, fmt.Errorf("stack %s is not held down with its containers stopped (%s up: %v, plan held: %v, containers stopped: %v); no job was started",
+					p.Stack, hold, held, p.Held, p.Stopped)))
+			}
 		}
 		orchestrate.NoteChanges(s.env, p)
 		stack, jobs, dup, wait, log = p.Stack, p.Settings.Jobs, p.Settings.Duplicati, p.Settings.WaitTimeout, s.log
 		status = s.env.Status
 		defer status.Flush()
-		// Starting the stack during the job stops this backup: PartOf= on the
-		// hold unit does it while the hold's Conflicts= are in place, this
-		// watch also when a daemon-reload took them away.
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		go func() {
-			if u, ok := <-orchestrate.WatchUp(ctx, s.env, p.Units(), time.Second); ok {
-				log.Error(fmt.Sprintf("%s was started during the backup; stopping the job: a backup of a running stack is not the one that was asked for", u))
-				cancel(fmt.Errorf("%w: %s was started during the backup", context.Canceled, u))
-			}
-		}()
+		if !p.SnapshotMode() {
+			// Starting the stack during the job stops this backup: PartOf= on the
+			// hold unit does it while the hold's Conflicts= are in place, this
+			// watch also when a daemon-reload took them away.
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			go func() {
+				if u, ok := <-orchestrate.WatchUp(ctx, s.env, p.Units(), time.Second); ok {
+					log.Error(fmt.Sprintf("%s was started during the backup; stopping the job: a backup of a running stack is not the one that was asked for", u))
+					cancel(fmt.Errorf("%w: %s was started during the backup", context.Canceled, u))
+				}
+			}()
+		}
 		note = func(jobs []string) {
 			p.Unknown = jobs
 			if err := p.Save(s.env.StateDir); err != nil {

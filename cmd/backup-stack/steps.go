@@ -208,6 +208,34 @@ func (c *WaitStoppedCmd) Run(ctx context.Context, app *App) error {
 	return s.fail(orchestrate.WaitStopped(ctx, s.env, s.plan))
 }
 
+// SnapshotCmd freezes the stack's data (snapshot mode), after wait-stopped.
+type SnapshotCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *SnapshotCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.planStep(ctx, c.Stack, "snapshot")
+	if err != nil {
+		return err
+	}
+	defer s.env.Status.Flush()
+	return s.fail(orchestrate.Snapshot(ctx, s.env, s.plan))
+}
+
+// ResumeCmd starts the stack again once its data is frozen (snapshot mode).
+type ResumeCmd struct {
+	Stack string `arg:""`
+}
+
+func (c *ResumeCmd) Run(ctx context.Context, app *App) error {
+	s, err := app.planStep(ctx, c.Stack, "resume")
+	if err != nil {
+		return err
+	}
+	defer s.env.Status.Flush()
+	return s.fail(orchestrate.Resume(ctx, s.env, s.plan))
+}
+
 // HookCmd runs a hook of ExecStartPre= from the plan. The command after --
 // is what the unit file shows; the plan's hook is what runs.
 type HookCmd struct {

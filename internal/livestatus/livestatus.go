@@ -142,6 +142,12 @@ func WaitingIdle(st duplicati.ServerState) string {
 // Stopping: the hold and the wait for the containers.
 const Stopping = "stopping the stack"
 
+// Snapshotting: snapshot mode, freezing the stack's data while it is down.
+const Snapshotting = "freezing the stack's data (snapshot)"
+
+// Resuming: snapshot mode, starting the stack again before the jobs.
+const Resuming = "starting the stack again (its data is frozen)"
+
 // Restoring: finish, from the hooks after the job to the containers back.
 const Restoring = "restoring the stack"
 

@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/backup-stack/backup-stack/hcl"
+	"github.com/backup-stack/backup-stack/internal/snapshot"
 )
 
 // Plan is one backup of one stack, frozen at its gate: every setting the
@@ -46,6 +48,20 @@ type Plan struct {
 	HeldAt time.Time `json:"held_at,omitempty"`
 	// Stopped: wait-stopped saw every container of the project down.
 	Stopped bool `json:"stopped,omitempty"`
+
+	// Snapshots (snapshot mode) are the snapshots the gate planned: what the
+	// snapshot step makes, and what finish or recover remove. Saved before
+	// any is made, so that a crash in the middle leaves their names behind.
+	Snapshots []snapshot.Item `json:"snapshots,omitempty"`
+	// SnapshotTaken: every snapshot exists and was made while the stack was
+	// held down. From then on the stack may run again.
+	SnapshotTaken   bool      `json:"snapshot_taken,omitempty"`
+	SnapshotTakenAt time.Time `json:"snapshot_taken_at,omitempty"`
+	// SnapshotRemoved: finish or recover removed them.
+	SnapshotRemoved bool `json:"snapshot_removed,omitempty"`
+	// HooksRun are the hook kinds that already ran (resume runs pre_start and
+	// post_start; finish does not run them again).
+	HooksRun []string `json:"hooks_run,omitempty"`
 	// Restored is set when the restore brought back what the policy says.
 	Restored   bool      `json:"restored"`
 	RestoredAt time.Time `json:"restored_at,omitempty"`
@@ -63,21 +79,30 @@ type Plan struct {
 
 // Settings are the stack's settings as the gate read them.
 type Settings struct {
-	Unit          string           `json:"unit"`
-	Socket        string           `json:"socket,omitempty"`
-	Service       string           `json:"service,omitempty"`
-	ProjectLabel  string           `json:"project_label"`
-	RestorePolicy string           `json:"restore_policy"`
-	StopTimeout   time.Duration    `json:"stop_timeout"`
-	StartTimeout  time.Duration    `json:"start_timeout"`
-	WaitTimeout   time.Duration    `json:"wait_timeout"`
-	Jobs          []string         `json:"jobs"`
-	Hooks         []Hook           `json:"hooks,omitempty"`
-	Duplicati     hcl.Duplicati    `json:"duplicati"`
-	LogDir        string           `json:"log_dir,omitempty"`
-	MetricsFile   string           `json:"metrics_file,omitempty"`
-	Notify        *hcl.Notify      `json:"notify,omitempty"`
-	Healthcheck   *hcl.Healthcheck `json:"healthcheck,omitempty"`
+	Unit          string            `json:"unit"`
+	Socket        string            `json:"socket,omitempty"`
+	Service       string            `json:"service,omitempty"`
+	ProjectLabel  string            `json:"project_label"`
+	RestorePolicy string            `json:"restore_policy"`
+	StopTimeout   time.Duration     `json:"stop_timeout"`
+	StartTimeout  time.Duration     `json:"start_timeout"`
+	WaitTimeout   time.Duration     `json:"wait_timeout"`
+	Jobs          []string          `json:"jobs"`
+	Hooks         []Hook            `json:"hooks,omitempty"`
+	Duplicati     hcl.Duplicati     `json:"duplicati"`
+	LogDir        string            `json:"log_dir,omitempty"`
+	MetricsFile   string            `json:"metrics_file,omitempty"`
+	Notify        *hcl.Notify       `json:"notify,omitempty"`
+	Healthcheck   *hcl.Healthcheck  `json:"healthcheck,omitempty"`
+	Snapshot      *SnapshotSettings `json:"snapshot,omitempty"`
+}
+
+// SnapshotSettings are the stack's snapshot block as the gate read it.
+type SnapshotSettings struct {
+	Paths   []string        `json:"paths"`
+	Method  snapshot.Method `json:"method"`
+	Into    string          `json:"into"`
+	Timeout time.Duration   `json:"timeout"`
 }
 
 // Hook is one hook of the plan.
@@ -98,6 +123,9 @@ func NewPlan(cfg *hcl.Config, st *hcl.Stack, invocation string) *Plan {
 	}
 	if st.OnDemand != nil {
 		s.Socket, s.Service = st.OnDemand.Socket, st.OnDemand.Service
+	}
+	if sn := st.Snapshot; sn != nil {
+		s.Snapshot = &SnapshotSettings{Paths: sn.Paths, Method: snapshot.Method(sn.Method), Into: sn.Into, Timeout: sn.Timeout}
 	}
 	for _, h := range st.Hooks {
 		s.Hooks = append(s.Hooks, Hook{Kind: h.Kind, Command: h.Command, IgnoreFailure: h.IgnoreFailure, Timeout: h.Timeout})
@@ -121,6 +149,13 @@ func (p *Plan) HooksOf(kind string) []Hook {
 	}
 	return out
 }
+
+// SnapshotMode reports whether this run freezes the stack's data and
+// starts the stack again before the jobs.
+func (p *Plan) SnapshotMode() bool { return p.Settings.Snapshot != nil }
+
+// Ran reports whether the hooks of kind already ran in this run.
+func (p *Plan) Ran(kind string) bool { return slices.Contains(p.HooksRun, kind) }
 
 // Units returns the stack unit, its socket and the socket's service (those
 // that are configured), the units the hold stops.

@@ -26,6 +26,7 @@ import (
 	"github.com/backup-stack/backup-stack/internal/livestatus"
 	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/podman"
+	"github.com/backup-stack/backup-stack/internal/snapshot"
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
@@ -60,6 +61,9 @@ type Env struct {
 	Poll time.Duration
 	// Status is the unit's live status line (sd_notify STATUS=); nil outside a unit.
 	Status *livestatus.Notifier
+	// Snapshots makes and removes the snapshots of snapshot mode; nil is
+	// snapshot.ForUser().
+	Snapshots *snapshot.Snapshotter
 }
 
 func (e *Env) info(format string, args ...any)  { e.Log.Info(fmt.Sprintf(format, args...)) }
@@ -224,6 +228,9 @@ func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait t
 		return nil, err
 	}
 	p := NewPlan(cfg, st, e.InvocationID)
+	if err := planSnapshots(e, p); err != nil {
+		return nil, err
+	}
 	up, err := manager.Up(ctx, e.Manager, p.Units()...)
 	if err != nil {
 		return nil, err
@@ -494,6 +501,13 @@ func WaitStopped(ctx context.Context, e *Env, p *Plan) error {
 		}
 		if err != nil && wctx.Err() == nil {
 			return err
+		}
+		if p.SnapshotMode() {
+			// No PartOf= here (the backup must outlive its hold): whoever
+			// starts the stack before its data is frozen ends the hold.
+			if err := stillHeld(wctx, e, p, ""); err != nil {
+				return err
+			}
 		}
 		if err == nil {
 			last = cs
@@ -841,8 +855,9 @@ func orState(c podman.Container) string {
 }
 
 // Finish is the whole ExecStopPost= of backup@.service, from the plan:
-// post_backup and pre_start hooks, the restore, post_start and verify
-// hooks, and the release of the slot. One static line in the template, so
+// post_backup and pre_start hooks, the restore, post_start hooks, the
+// removal of the snapshots (snapshot mode), verify hooks, and the release
+// of the slot. One static line in the template, so
 // that no daemon-reload can drop it (a drop-in that vanishes takes its
 // ExecStopPost= lines with it, even from a running unit). Every step runs
 // whatever failed before it; their failures are recorded in the plan.
@@ -852,16 +867,20 @@ func orState(c podman.Container) string {
 func Finish(ctx context.Context, e *Env, p *Plan, env []string) {
 	e.Status.Set(livestatus.Restoring)
 	NoteChanges(e, p)
-	for _, kind := range []string{"post_backup", "pre_start"} {
-		runHooksOf(ctx, e, p, kind, env)
+	runHooksOf(ctx, e, p, "post_backup", env)
+	// In snapshot mode resume ran these already when it got that far.
+	if !p.Ran("pre_start") {
+		runHooksOf(ctx, e, p, "pre_start", env)
 	}
 	if err := Restore(ctx, e, p); err != nil {
 		e.error("%v", err)
 		p.Fail(err.Error())
 	}
-	for _, kind := range []string{"post_start", "verify"} {
-		runHooksOf(ctx, e, p, kind, env)
+	if !p.Ran("post_start") {
+		runHooksOf(ctx, e, p, "post_start", env)
 	}
+	RemoveSnapshots(ctx, e, p)
+	runHooksOf(ctx, e, p, "verify", env)
 	if !p.LeftDown() {
 		p.Finished, p.FinishedAt = true, time.Now()
 	} else {
@@ -927,6 +946,9 @@ func Recover(ctx context.Context, e *Env, p *Plan, why string) (bool, error) {
 	} else {
 		p.Fail(fmt.Sprintf("interrupted before it finished (%s)", why))
 	}
+	// A snapshot the interrupted run left (made, half made, or still in use
+	// by its job) goes too; a failure to remove it is recorded, not fatal.
+	RemoveSnapshots(ctx, e, p)
 	p.Finished, p.FinishedAt = true, time.Now()
 	return restored, e.save(p)
 }

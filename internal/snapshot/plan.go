@@ -154,6 +154,11 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 			p.dir, raw, p.dstType, mountPoint(p.dstMount))
 	} else if err := p.canRemoveSubvolume(); err != nil {
 		btrfsWhyNot = err
+	} else if uid, ok := ownerOf(fi); ok && os.Geteuid() != 0 && uid != os.Geteuid() {
+		// btrfs lets only the owner of a subvolume's top directory snapshot it, and make the
+		// snapshot writable again to delete it (a container's user's sub-UID is not this user).
+		btrfsWhyNot = fmt.Errorf("%s belongs to uid %d, not to this user (uid %d), so this user can neither snapshot it nor delete the snapshot; use method = \"reflink\" (run in podman unshare, it keeps every owner)",
+			raw, uid, os.Geteuid())
 	} else if nested, err := nestedSubvolume(src, fi); err != nil {
 		btrfsWhyNot = fmt.Errorf("looking for nested subvolumes in %s: %w", raw, err)
 	} else if nested != "" {
@@ -203,6 +208,14 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 		it.Method, it.Size = Copy, size
 	}
 	return it, nil
+}
+
+func ownerOf(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
 }
 
 // canRemoveSubvolume: an unprivileged user can delete a subvolume only on a file system

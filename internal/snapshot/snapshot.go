@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -64,6 +65,33 @@ const cleanupTimeout = 2 * time.Minute
 // Snapshotter runs the commands of Take, Remove and RemoveStale through Runner.
 type Snapshotter struct {
 	Runner Runner
+	// Unshare runs the copies (reflink and copy) and the removal of copied trees inside
+	// `podman unshare`, the user namespace of the user's rootless containers: there the files
+	// of a container's non-root user (owned by a sub-UID on the host) can be read, keep their
+	// owner in the copy (cp -a cannot chown outside it) and can be removed again. Btrfs
+	// snapshots need none of that: they keep every owner by themselves.
+	Unshare bool
+}
+
+// ForUser returns the Snapshotter for this process: real commands, with Unshare for a user
+// other than root who has podman (a rootless Podman user).
+func ForUser() *Snapshotter {
+	s := New(ExecRunner{})
+	if os.Geteuid() != 0 {
+		if _, err := exec.LookPath("podman"); err == nil {
+			s.Unshare = true
+		}
+	}
+	return s
+}
+
+// copyCmd runs a command that copies or removes a copied tree: inside `podman unshare` when
+// s.Unshare is set.
+func (s *Snapshotter) copyCmd(ctx context.Context, name string, args ...string) error {
+	if s.Unshare {
+		return s.Runner.Run(ctx, "podman", append([]string{"unshare", name}, args...)...)
+	}
+	return s.Runner.Run(ctx, name, args...)
 }
 
 // New returns a Snapshotter over r (ExecRunner when r is nil).
@@ -134,9 +162,9 @@ func (s *Snapshotter) take(ctx context.Context, it Item) error {
 	case Btrfs:
 		err = s.Runner.Run(ctx, "btrfs", "subvolume", "snapshot", "-r", it.Source, it.Dest)
 	case Reflink:
-		err = s.Runner.Run(ctx, "cp", "-a", "--reflink=always", "-T", "--", it.Source, it.Dest)
+		err = s.copyCmd(ctx, "cp", "-a", "--reflink=always", "-T", "--", it.Source, it.Dest)
 	case Copy:
-		err = s.Runner.Run(ctx, "cp", "-a", "-T", "--", it.Source, it.Dest)
+		err = s.copyCmd(ctx, "cp", "-a", "-T", "--", it.Source, it.Dest)
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot %s (%s): %w", it.Source, it.Method, err)
@@ -213,6 +241,11 @@ func (s *Snapshotter) removeTree(ctx context.Context, p string) error {
 		if err := s.removeNested(ctx, p, fi); err != nil {
 			return err
 		}
+	}
+	if s.Unshare {
+		// Sub-UID owned directories (0700 of a container's user) cannot be emptied from
+		// outside the user namespace; --one-file-system never crosses into a mount.
+		return s.copyCmd(ctx, "rm", "-rf", "--one-file-system", "--", p)
 	}
 	return removeAll(p)
 }

@@ -242,3 +242,38 @@ func TestParseMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// With Unshare the copies and the removal of a copied tree run in `podman unshare` (a
+// rootless user's sub-UID files), btrfs commands do not.
+func TestUnshareArgv(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "data")
+	into := filepath.Join(dir, "snap", "s")
+	items := []Item{
+		{Source: src, Dest: filepath.Join(into, "a"), Method: Btrfs},
+		{Source: src, Dest: filepath.Join(into, "b"), Method: Reflink},
+		{Source: src, Dest: filepath.Join(into, "c"), Method: Copy},
+	}
+	f := &fakeRunner{}
+	s := New(f)
+	s.Unshare = true
+	if err := s.Take(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	// A stale copied tree, as a crash leaves it: removed through rm in the namespace.
+	if err := os.MkdirAll(filepath.Join(into, "c", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(context.Background(), items[2:]); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"btrfs", "subvolume", "snapshot", "-r", src, filepath.Join(into, "a")},
+		{"podman", "unshare", "cp", "-a", "--reflink=always", "-T", "--", src, filepath.Join(into, "b")},
+		{"podman", "unshare", "cp", "-a", "-T", "--", src, filepath.Join(into, "c")},
+		{"podman", "unshare", "rm", "-rf", "--one-file-system", "--", filepath.Join(into, "c")},
+	}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Fatalf("argv:\n got %q\nwant %q", f.calls, want)
+	}
+}

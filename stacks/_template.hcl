@@ -43,6 +43,19 @@ stack "example" {
     service = "example-ondemand.service" # optional: the socket's own service
   }
 
+  # Snapshot mode (at most one block): the stack is down only while its data
+  # is frozen. Once it has stopped, each path is frozen at
+  # <into>/<stack name>/<the path's base name> (made unique with -2, -3 ...),
+  # the stack is started again (pre_start and post_start hooks run then), and
+  # the jobs back up the snapshot, which is removed afterwards. Point the jobs'
+  # sources at it as the Duplicati container sees it (README: Snapshot mode).
+  # snapshot {
+  #   paths   = ["~/podman-compose/example/data"]      # required, at least one: absolute or "~/"
+  #   method  = "auto"  # "auto" (default: btrfs, else reflink, else refused) | "btrfs" | "reflink" | "copy"
+  #   into    = "~/.local/share/backup-stack/snapshots" # default ($XDG_DATA_HOME/backup-stack/snapshots when set)
+  #   timeout = "30m"   # bounds taking the snapshots; the stack is down meanwhile (default 30m)
+  # }
+
   # Hooks: commands run at a point of the sequence, as a list (no shell).
   # Kinds, in the order they run:
   #   pre_stop     before the stack is stopped
@@ -52,6 +65,8 @@ stack "example" {
   #   pre_start    before the stack is started again
   #   post_start   after it started again
   #   verify       last, to check the stack works
+  # (With a snapshot block, pre_start and post_start run right after
+  # post_stop, before pre_backup.)
   # Several hooks of one kind run in file order. A failing hook fails the
   # backup unless ignore_failure = true; the stack is restored either way.
   # The program is an absolute path or a name found in systemd's search path.

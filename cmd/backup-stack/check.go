@@ -198,7 +198,7 @@ type (
 // checks are every check, in the order of their output.
 func checks() ([]globalCheck, []stackCheck) {
 	return []globalCheck{checkSchedules, checkEnvironment, checkDuplicati, checkLinger},
-		[]stackCheck{checkUnits, checkContainers, checkJobs, checkHooks, checkRequirePaths}
+		[]stackCheck{checkUnits, checkContainers, checkJobs, checkHooks, checkRequirePaths, checkSnapshot}
 }
 
 func runChecks(ctx context.Context, w *checkWorld, in *checkInput) checkResult {

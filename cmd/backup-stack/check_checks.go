@@ -15,6 +15,7 @@ import (
 	"github.com/backup-stack/backup-stack/internal/duplicati"
 	"github.com/backup-stack/backup-stack/internal/manager"
 	"github.com/backup-stack/backup-stack/internal/podman"
+	"github.com/backup-stack/backup-stack/internal/snapshot"
 	"github.com/backup-stack/backup-stack/internal/systemd"
 )
 
@@ -308,4 +309,20 @@ func checkRequirePaths(ctx context.Context, w *checkWorld, in *checkInput, st *h
 		}
 	}
 	return out
+}
+
+// checkSnapshot: the gate plans the snapshot the same way and refuses the
+// backup (before anything stops) when a path cannot be frozen as asked.
+// snapshot.Plan changes nothing but a clone probe file it removes again.
+func checkSnapshot(ctx context.Context, w *checkWorld, in *checkInput, st *hcl.Stack) []problem {
+	sn := st.Snapshot
+	if sn == nil {
+		return nil
+	}
+	if _, err := snapshot.Plan(sn.Paths, sn.Into, st.Name, snapshot.Method(sn.Method)); err != nil {
+		rng := sn.Range
+		return []problem{{stack: st.Name, pos: &rng,
+			what: strings.TrimPrefix(err.Error(), "snapshot: "), fix: "the gate refuses the backup until this is fixed (nothing is stopped); see \"Snapshot mode\" in the README"}}
+	}
+	return nil
 }

@@ -535,3 +535,29 @@ func TestCheckPrint(t *testing.T) {
 		})
 	}
 }
+
+// check reports what the gate would refuse about a snapshot block, at the
+// block, before a timer finds it: here btrfs on a plain directory, and a
+// missing path; a copy that fits is fine.
+func TestCheckSnapshot(t *testing.T) {
+	data := t.TempDir()
+	snaps := t.TempDir()
+	block := func(method, path string) string {
+		return fmt.Sprintf("stack %%q {\n  jobs = [\"x\"]\n  snapshot {\n    paths  = [%q]\n    method = %q\n    into   = %q\n  }\n}\n", path, method, snaps)
+	}
+	r := newCheckRig(t, "", map[string]string{
+		"plain":   fmt.Sprintf(block("btrfs", data), "plain"),
+		"missing": fmt.Sprintf(block("copy", filepath.Join(data, "gone")), "missing"),
+		"fine":    fmt.Sprintf(block("copy", data), "fine"),
+	})
+	in, _ := r.input()
+	var got []string
+	for _, st := range in.stacks {
+		for _, p := range checkSnapshot(context.Background(), r.world(), in, st) {
+			got = append(got, p.String())
+		}
+	}
+	wantLines(t, got,
+		r.file("plain")+":3:3: stack plain: method btrfs: "+data+" is not a btrfs subvolume",
+		r.file("missing")+":3:3: stack missing: path "+filepath.Join(data, "gone")+": lstat "+filepath.Join(data, "gone")+": no such file or directory; the gate refuses the backup")
+}

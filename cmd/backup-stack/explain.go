@@ -157,7 +157,21 @@ func (x *explainer) sequence() {
 	x.step("hold: start %s, whose Conflicts= makes systemd stop %s", systemd.HoldService(st.Name), strings.Join(x.held(), ", "))
 	x.detail("at most %s (stop_timeout)", st.StopTimeout)
 	x.step("wait until no container labelled io.podman.compose.project=%s runs, at most %s (stop_timeout)", st.ProjectLabel, st.StopTimeout)
+	sn := st.Snapshot
+	if sn != nil {
+		x.step("snapshot (%s): freeze %s into %s/%s/<name>, all or none, at most %s (snapshot timeout)",
+			sn.Method, strings.Join(sn.Paths, " "), sn.Into, st.Name, sn.Timeout)
+		x.detail("planned at the gate: a path that cannot be frozen so fails the backup there, before anything stops")
+		x.detail("a start of %s before this is done fails the backup, and what was made is removed", strings.Join(x.held(), " or "))
+	}
 	x.hooks("post_stop")
+	if sn != nil {
+		fmt.Fprintf(x.w, "\n  resume: the stack starts again now (its data is frozen; the downtime ends here):\n\n")
+		x.hooks("pre_start")
+		x.restore()
+		x.hooks("post_start")
+		fmt.Fprintf(x.w, "\n  the jobs read the snapshot, with the stack up:\n\n")
+	}
 	x.hooks("pre_backup")
 	for i, j := range st.Jobs {
 		x.step("job %d of %d: Duplicati backup %q", i+1, len(st.Jobs), j)
@@ -168,19 +182,14 @@ func (x *explainer) sequence() {
 	}
 	fmt.Fprintf(x.w, "\n  then, in ExecStopPost= (after success, failure, timeout, stop or a killed helper alike):\n\n")
 	x.hooks("post_backup")
-	x.hooks("pre_start")
-	switch st.RestorePolicy {
-	case hcl.RestoreAlways:
-		start := []string{st.Unit}
-		if st.OnDemand != nil {
-			start = append(start, st.OnDemand.Socket)
-		}
-		x.step("restore (restore_policy = %q): start %s, whatever was active before", st.RestorePolicy, strings.Join(start, " "))
-	default:
-		x.step("restore (restore_policy = %q): start again what of %s was active at the gate; stop %s", st.RestorePolicy, strings.Join(x.held(), " "), systemd.HoldService(st.Name))
+	if sn != nil {
+		x.step("restore, if the backup failed before resume (with the pre_start and post_start hooks then)")
+		x.step("remove the snapshot %s/%s (a removal that fails fails the backup, naming what is left)", sn.Into, st.Name)
+	} else {
+		x.hooks("pre_start")
+		x.restore()
+		x.hooks("post_start")
 	}
-	x.detail("then the containers that ran at the gate must run again within %s (start_timeout)", st.StartTimeout)
-	x.hooks("post_start")
 	x.hooks("verify")
 	x.step("free the backup slot; write the history%s", x.extras())
 	x.notify()
@@ -192,6 +201,22 @@ func (x *explainer) sequence() {
 	} else {
 		fmt.Fprintf(x.w, "  Schedule: none; it runs only when started\n")
 	}
+}
+
+// restore explains the restore by the stack's policy.
+func (x *explainer) restore() {
+	st := x.st
+	switch st.RestorePolicy {
+	case hcl.RestoreAlways:
+		start := []string{st.Unit}
+		if st.OnDemand != nil {
+			start = append(start, st.OnDemand.Socket)
+		}
+		x.step("restore (restore_policy = %q): start %s, whatever was active before", st.RestorePolicy, strings.Join(start, " "))
+	default:
+		x.step("restore (restore_policy = %q): start again what of %s was active at the gate; stop %s", st.RestorePolicy, strings.Join(x.held(), " "), systemd.HoldService(st.Name))
+	}
+	x.detail("then the containers that ran at the gate must run again within %s (start_timeout)", st.StartTimeout)
 }
 
 // extras names the other things the end of a run writes and sends.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,33 @@ func TestExplainRestoreAlways(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("stdout lacks %q:\n%s", w, out)
 		}
+	}
+}
+
+// In snapshot mode the stack starts again before the jobs: explain says so, in order.
+func TestExplainSnapshot(t *testing.T) {
+	data, into := t.TempDir(), t.TempDir()
+	cl := newCLI(t, "", map[string]string{"app": fmt.Sprintf(`stack "app" {
+  jobs = ["j"]
+  snapshot {
+    paths = [%q]
+    into  = %q
+  }
+  hook "pre_start" { command = ["/usr/bin/true"] }
+  hook "post_backup" { command = ["/usr/bin/true"] }
+}`, data, into)})
+	code, out, errs := cl.run("explain", "app")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rest := out
+	for _, w := range []string{"hold:", "no container labelled", "snapshot (auto): freeze " + data + " into " + into + "/app/<name>",
+		"planned at the gate", "resume: the stack starts again", "hook pre_start 1", "restore (restore_policy", "the jobs read the snapshot",
+		"job 1 of 1", "ExecStopPost=", "hook post_backup 1", "restore, if the backup failed before resume", "remove the snapshot " + into + "/app", "free the backup slot"} {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("stdout lacks %q after the earlier items (or at all):\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
 	}
 }

@@ -279,6 +279,9 @@ func (c *FinishCmd) Run(ctx context.Context, app *App) error {
 	if err != nil {
 		return err
 	}
+	if s.plan.SnapshotMode() {
+		s.env.DuplicatiIdle = duplicatiIdle(s.plan.Settings.Duplicati)
+	}
 	orchestrate.Finish(ctx, s.env, s.plan, []string{"SERVICE_RESULT=" + result, "EXIT_STATUS=" + status})
 	var errs []error
 	if err := orchestrate.Release(s.env, c.Stack); err != nil {
@@ -333,6 +336,28 @@ func (app *App) finishWithoutPlan(ctx context.Context, stack string) error {
 	}
 	app.writeHistory(ctx, env.Log, env.StateDir, p, "failed", "")
 	return errors.Join(errors.New(p.Reason()), rerr)
+}
+
+// duplicatiIdle asks the plan's Duplicati whether it runs or queues no
+// task, for the removal of a snapshot that a task may still read (nil when
+// no client can be made: the removal then does not wait).
+func duplicatiIdle(d hcl.Duplicati) orchestrate.IdleFunc {
+	if err := applyEnv(&d); err != nil {
+		return nil
+	}
+	b, err := backend(d, d.WaitTimeout, 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil
+	}
+	return func(ctx context.Context) (bool, string, error) {
+		sctx, cancel := context.WithTimeout(ctx, d.RunTimeout)
+		defer cancel()
+		st, err := b.State(sctx)
+		if err != nil {
+			return false, "", err
+		}
+		return st.Idle(), st.String(), nil
+	}
 }
 
 func reasonSuffix(r string) string {
@@ -426,6 +451,9 @@ func (app *App) recoverOne(ctx context.Context, env *orchestrate.Env, p *orchest
 	log := app.logger(p.Settings.LogDir, p.Stack, "recover "+p.Stack)
 	penv := *env
 	penv.Log = log
+	if p.SnapshotMode() {
+		penv.DuplicatiIdle = duplicatiIdle(p.Settings.Duplicati)
+	}
 	restored, err := orchestrate.Recover(ctx, &penv, p, why)
 	if err != nil {
 		log.Error(err.Error())

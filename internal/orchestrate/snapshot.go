@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -188,6 +189,41 @@ func Resume(ctx context.Context, e *Env, p *Plan) error {
 	return nil
 }
 
+// waitNoReader waits, at most readerWait, until Duplicati runs and queues
+// no task; it returns what Duplicati still does when the wait ran out, ""
+// when it is idle or cannot be asked (three failures in a row).
+func waitNoReader(ctx context.Context, e *Env) string {
+	wctx, cancel := context.WithTimeout(ctx, readerWait)
+	defer cancel()
+	failures, last, said := 0, "", false
+	for {
+		idle, words, err := e.DuplicatiIdle(wctx)
+		switch {
+		case err == nil && idle:
+			return ""
+		case err != nil && wctx.Err() == nil:
+			if failures++; failures >= 3 {
+				e.warn("Duplicati cannot be asked whether it still reads the snapshot (%v); removing it", err)
+				return ""
+			}
+		case err == nil:
+			failures, last = 0, words
+			if !said {
+				e.info("Duplicati still runs a task (%s); waiting for it to end before removing the snapshot", words)
+				said = true
+			}
+		}
+		select {
+		case <-wctx.Done():
+			if last == "" {
+				last = "no answer"
+			}
+			return last
+		case <-time.After(e.poll()):
+		}
+	}
+}
+
 // SnapshotsReady checks, for the run step, that this run's snapshots exist:
 // the jobs must never read a path that is not the frozen copy.
 func SnapshotsReady(p *Plan) error {
@@ -202,15 +238,35 @@ func SnapshotsReady(p *Plan) error {
 	return nil
 }
 
+// readerWait bounds how long a removal waits for Duplicati to end a task
+// that may still read the snapshot; a var for tests.
+var readerWait = 5 * time.Minute
+
 // RemoveSnapshots removes the run's snapshots unless that was done: on
 // every way out of a run (finish, recover). A failure is recorded in the
 // plan, so the run fails saying what is left; the next run replaces it.
-func RemoveSnapshots(ctx context.Context, e *Env, p *Plan) {
+//
+// With waitReader (the job did not end well, or the run was interrupted),
+// it first waits until Duplicati runs and queues no task (DuplicatiIdle):
+// a task orphaned by a killed helper goes on reading, and a snapshot
+// removed under it would become a backup version with files missing. A
+// task still running after readerWait keeps the snapshot, and the run fails
+// saying so; an unreachable Duplicati reads nothing, so it does not keep it.
+func RemoveSnapshots(ctx context.Context, e *Env, p *Plan, waitReader bool) {
 	if len(p.Snapshots) == 0 || p.SnapshotRemoved {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, snapshotRemoveTimeout)
 	defer cancel()
+	if waitReader && p.SnapshotTaken && e.DuplicatiIdle != nil {
+		if busy := waitNoReader(rctx, e); busy != "" {
+			msg := fmt.Sprintf("the snapshot %s was kept: Duplicati still runs a task after %s (%s), which may be reading it; the next backup of the stack replaces and removes it",
+				filepath.Dir(p.Snapshots[0].Dest), readerWait, busy)
+			e.error("%s", msg)
+			p.Fail(msg)
+			return
+		}
+	}
 	began := time.Now()
 	if err := e.snapshots().Remove(rctx, p.Snapshots); err != nil {
 		msg := fmt.Sprintf("the snapshot could not be removed, remove it by hand (the next backup replaces it): %v", err)

@@ -385,3 +385,52 @@ func TestRecoverRemovesTheSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// After a job that did not end well, the snapshot is removed only once
+// Duplicati runs no task (an orphaned one may still read it); a task that
+// goes on past the bound keeps it, and the run fails saying so.
+func TestRemoveSnapshotsWaitsForTheReader(t *testing.T) {
+	defer func(w time.Duration) { readerWait = w }(readerWait)
+	readerWait = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		result   string
+		answers  []answer
+		kept     bool
+		minCalls int
+	}{
+		{"success: no wait", "success", []answer{{ready: false, words: "busy"}}, false, 0},
+		{"killed helper: waits for the task to end", "signal", []answer{{words: "Active task: [Task 7]"}, {words: "Active task: [Task 7]"}, {ready: true}}, false, 3},
+		{"the task goes on: kept", "signal", []answer{{words: "Active task: [Task 7]"}}, true, 1},
+		{"Duplicati unreachable: removed", "exit-code", []answer{{err: errDown}}, false, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			te, _, p := snapEnv(t)
+			te.Poll = time.Millisecond
+			if err := Snapshot(context.Background(), te.Env, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := Resume(context.Background(), te.Env, p); err != nil {
+				t.Fatal(err)
+			}
+			s := &scripted{seq: tc.answers}
+			te.DuplicatiIdle = s.idle
+			d := te.plan(t)
+			Finish(context.Background(), te.Env, d, []string{"SERVICE_RESULT=" + tc.result})
+			d = te.plan(t)
+			_, err := os.Lstat(d.Snapshots[0].Dest)
+			if kept := err == nil; kept != tc.kept || d.SnapshotRemoved == tc.kept {
+				t.Fatalf("snapshot kept %v (removed %v), want kept %v", kept, d.SnapshotRemoved, tc.kept)
+			}
+			if s.n() < tc.minCalls || (tc.minCalls == 0 && s.n() != 0) {
+				t.Errorf("asked Duplicati %d times, want at least %d", s.n(), tc.minCalls)
+			}
+			if tc.kept && (len(d.Failures) != 1 || !strings.Contains(d.Failures[0], "was kept: Duplicati still runs a task")) {
+				t.Errorf("failures %q", d.Failures)
+			}
+			if !tc.kept && len(d.Failures) != 0 {
+				t.Errorf("failures %q", d.Failures)
+			}
+		})
+	}
+}

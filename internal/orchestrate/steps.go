@@ -64,6 +64,9 @@ type Env struct {
 	// Snapshots makes and removes the snapshots of snapshot mode; nil is
 	// snapshot.ForUser().
 	Snapshots *snapshot.Snapshotter
+	// DuplicatiIdle, when set, tells whether Duplicati runs or queues no
+	// task: a snapshot is removed only once nothing may still read it.
+	DuplicatiIdle IdleFunc
 }
 
 func (e *Env) info(format string, args ...any)  { e.Log.Info(fmt.Sprintf(format, args...)) }
@@ -879,7 +882,9 @@ func Finish(ctx context.Context, e *Env, p *Plan, env []string) {
 	if !p.Ran("post_start") {
 		runHooksOf(ctx, e, p, "post_start", env)
 	}
-	RemoveSnapshots(ctx, e, p)
+	// After a job that did not end well (the helper killed, a stop whose
+	// abort did not land) Duplicati may still be reading the snapshot.
+	RemoveSnapshots(ctx, e, p, !slices.Contains(env, "SERVICE_RESULT=success"))
 	runHooksOf(ctx, e, p, "verify", env)
 	if !p.LeftDown() {
 		p.Finished, p.FinishedAt = true, time.Now()
@@ -948,7 +953,7 @@ func Recover(ctx context.Context, e *Env, p *Plan, why string) (bool, error) {
 	}
 	// A snapshot the interrupted run left (made, half made, or still in use
 	// by its job) goes too; a failure to remove it is recorded, not fatal.
-	RemoveSnapshots(ctx, e, p)
+	RemoveSnapshots(ctx, e, p, true)
 	p.Finished, p.FinishedAt = true, time.Now()
 	return restored, e.save(p)
 }

@@ -356,12 +356,17 @@ func testSnapHelperKilled(t *testing.T, m mode) {
 	if !r.slotFree() {
 		r.fail("the backup slot is still taken after the killed run")
 	}
-	// The task of the killed helper goes on in Duplicati (nothing can abort it now): what did
-	// it read once finish had removed the snapshot?
+	// The task of the killed helper goes on in Duplicati (nothing can abort it now): finish
+	// must leave the snapshot until that task has ended, or the backup version it makes
+	// would miss files. So the orphaned task read everything, with no warning.
 	fin := r.taskEnded(ev.TaskID, basicEventTimeout)
 	rd := r.reads(ev.TaskID)
-	t.Logf("helper (pid %d) SIGKILLed %s into task %d: %v; stack up throughout; snapshot removed by finish; the orphaned task ended %s %s after the kill, reads finished %v, %d entries, warnings %q",
-		pid, basicMs(killedAt.Sub(ev.Started)), ev.TaskID, p, fin.Result, basicMs(fin.Finished.Sub(killedAt)), rd.Finished, len(rd.Entries), rd.Warnings)
+	if !rd.Finished || len(rd.Warnings) > 0 || len(rd.Errors) > 0 || len(rd.Entries) == 0 {
+		r.fail("the orphaned task %d read the snapshot while it was removed: finished %v, %d entries, warnings %q, errors %q",
+			ev.TaskID, rd.Finished, len(rd.Entries), rd.Warnings, rd.Errors)
+	}
+	t.Logf("helper (pid %d) SIGKILLed %s into task %d: %v; stack up throughout; the orphaned task ended %s %s after the kill, reads finished %v, %d entries; finish removed the snapshot after it (the unit ended %s after the kill)",
+		pid, basicMs(killedAt.Sub(ev.Started)), ev.TaskID, p, fin.Result, basicMs(fin.Finished.Sub(killedAt)), rd.Finished, len(rd.Entries), basicMs(time.Since(killedAt)))
 }
 
 // mainPID is the MainPID of the backup unit, checked to be `backup-stack <verb>`.

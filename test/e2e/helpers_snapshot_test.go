@@ -622,17 +622,7 @@ func snapWaitRun(t *testing.T, b *basicBgRun, timeout time.Duration) {
 // waitTask waits for the first Backup task of our backup above after satisfying cond.
 func (r *snapRig) waitTask(what string, after int64, timeout time.Duration, cond func(simEvent) bool) simEvent {
 	r.t.Helper()
-	var got simEvent
-	r.e.waitFor(what, timeout, 50*time.Millisecond, func() bool {
-		for _, ev := range r.s.events() {
-			if ev.TaskID > after && ev.BackupID == r.backupID && ev.Operation == "Backup" && cond(ev) {
-				got = ev
-				return true
-			}
-		}
-		return false
-	})
-	return got
+	return r.e.waitBackupEvent(r.s, r.backupID, what, after, timeout, cond)
 }
 
 // taskEnded waits until task id has a result.

@@ -228,10 +228,17 @@ func (r *basicRig) maxTask() int64 { return r.s.maxTask() }
 // satisfies cond, and returns it.
 func (r *basicRig) waitEvent(what string, after int64, cond func(simEvent) bool) simEvent {
 	r.t.Helper()
+	return r.e.waitBackupEvent(r.s, r.backupID, what, after, basicEventTimeout, cond)
+}
+
+// waitBackupEvent waits, at most timeout, for the first Backup event of backupID with a task
+// ID above after that satisfies cond, and returns it.
+func (e *env) waitBackupEvent(s *sim, backupID, what string, after int64, timeout time.Duration, cond func(simEvent) bool) simEvent {
+	e.t.Helper()
 	var got simEvent
-	r.e.waitFor(what, basicEventTimeout, 50*time.Millisecond, func() bool {
-		for _, ev := range r.s.events() {
-			if ev.TaskID > after && ev.BackupID == r.backupID && ev.Operation == "Backup" && cond(ev) {
+	e.waitFor(what, timeout, 50*time.Millisecond, func() bool {
+		for _, ev := range s.events() {
+			if ev.TaskID > after && ev.BackupID == backupID && ev.Operation == "Backup" && cond(ev) {
 				got = ev
 				return true
 			}

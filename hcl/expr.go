@@ -8,9 +8,14 @@ import (
 )
 
 // parse parses HCL native syntax, as hclparse.Parser.ParseHCL does (without
-// its cache, which a single read of each file never hits). Calling
-// hclsyntax directly keeps hclparse's JSON parser out of the programs.
+// its cache, which a single read of each file never hits): the plain subset
+// that stack files are written in by fastParse, everything else, and every
+// file with an error, by hclsyntax, into the same tree. Calling hclsyntax
+// directly keeps hclparse's JSON parser out of the programs.
 func parse(src []byte, filename string) (*hhcl.File, hhcl.Diagnostics) {
+	if f := fastParse(src, filename); f != nil {
+		return f, nil
+	}
 	return hclsyntax.ParseConfig(src, filename, hhcl.InitialPos)
 }
 

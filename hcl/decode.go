@@ -159,7 +159,7 @@ func (d *decoder) str(attrs hhcl.Attributes, name string, dst *string, allowEmpt
 		d.errorf(a.Expr.Range(), "Invalid characters", "%s must not contain a newline or NUL character.", name)
 		return nil
 	}
-	*dst = d.asWritten(a.Expr, s, name)
+	*dst = d.asWritten(a.Expr, s, name, -1)
 	return a
 }
 
@@ -191,7 +191,7 @@ func (d *decoder) stringList(attrs hhcl.Attributes, name string, dst *[]string) 
 			return nil
 		}
 		if tuple != nil && i < len(tuple.Exprs) {
-			l[i] = d.asWritten(tuple.Exprs[i], s, fmt.Sprintf("%s[%d]", name, i))
+			l[i] = d.asWritten(tuple.Exprs[i], s, name, i)
 		}
 	}
 	*dst = l
@@ -202,8 +202,9 @@ func (d *decoder) stringList(attrs hhcl.Attributes, name string, dst *[]string) 
 // string to Unicode NFC, so a path written in NFD (as macOS and some tools create names)
 // would name another file than the one on disk; where the literal has no escapes or
 // templates, its bytes are used as written. Where they cannot be (escapes), a warning says
-// what is used instead.
-func (d *decoder) asWritten(expr hhcl.Expression, decoded, what string) string {
+// what is used instead, naming the attribute, and its list element when idx is not
+// negative.
+func (d *decoder) asWritten(expr hhcl.Expression, decoded, name string, idx int) string {
 	te, ok := expr.(*hclsyntax.TemplateExpr)
 	if !ok || len(te.Parts) != 1 || len(d.src) == 0 {
 		return decoded
@@ -216,11 +217,16 @@ func (d *decoder) asWritten(expr hhcl.Expression, decoded, what string) string {
 	if r.Start.Byte < 0 || r.End.Byte > len(d.src) || r.Start.Byte > r.End.Byte {
 		return decoded
 	}
-	raw := string(d.src[r.Start.Byte:r.End.Byte])
-	if raw == decoded || norm.NFC.IsNormalString(raw) {
+	rawBytes := d.src[r.Start.Byte:r.End.Byte]
+	if string(rawBytes) == decoded || norm.NFC.IsNormal(rawBytes) { // the common case, without a copy
 		return decoded
 	}
+	raw := string(rawBytes)
 	if strings.ContainsAny(raw, `\$%`) {
+		what := name
+		if idx >= 0 {
+			what = fmt.Sprintf("%s[%d]", name, idx)
+		}
 		d.warnf(expr.Range(), "Unicode normalised", "%s is written in a decomposed Unicode form (not NFC) together with escapes or $ or %%; HCL normalises it, so %q is used, which may name another file than the one you meant; write it without escapes to use it byte for byte.", what, decoded)
 		return decoded
 	}

@@ -1,6 +1,7 @@
 package hcl
 
 import (
+	"bytes"
 	"strings"
 	"unicode/utf8"
 
@@ -35,8 +36,8 @@ import (
 // hhcl.File.Nav (hclsyntax's navigation helper, an unexported type) is left
 // nil; it serves only hcl's own diagnostic printer, which nothing here uses.
 func fastParse(src []byte, filename string) *hhcl.File {
-	p := fastParser{src: src, str: string(src), file: filename, line: 1}
-	body, _, ok := p.body(nil)
+	p := fastParser{src: src, str: string(src), file: filename, line: 1, n: newFastNodes(src)}
+	body, _, ok := p.body(nil, new(hclsyntax.Body))
 	if !ok {
 		return nil
 	}
@@ -50,6 +51,65 @@ type fastParser struct {
 	i         int // next byte
 	line      int // line of byte i
 	lineStart int // offset of the first byte of that line
+	n         fastNodes
+}
+
+// fastNodes hands out the nodes of one file from a few slices, sized up
+// front by counting the bytes that can open them: a handful of allocations
+// per file instead of three or four per value, which was most of what
+// parsing a stack file allocated. The counts are upper bounds (a quote in
+// a comment counts too); should one fall short, take allocates.
+type fastNodes struct {
+	strs   []strNode
+	attrs  []hclsyntax.Attribute
+	blocks []blockNode
+	tuples []hclsyntax.TupleConsExpr
+	elems  []hclsyntax.Expression
+}
+
+// strNode is a quoted string's three nodes, allocated together.
+type strNode struct {
+	t     hclsyntax.TemplateExpr
+	lit   hclsyntax.LiteralValueExpr
+	parts [1]hclsyntax.Expression
+}
+
+// blockNode is a block and its body.
+type blockNode struct {
+	b    hclsyntax.Block
+	body hclsyntax.Body
+}
+
+func newFastNodes(src []byte) fastNodes {
+	tuples := bytes.Count(src, []byte{'['})
+	return fastNodes{
+		strs:   make([]strNode, bytes.Count(src, []byte{'"'})/2),
+		attrs:  make([]hclsyntax.Attribute, bytes.Count(src, []byte{'='})),
+		blocks: make([]blockNode, bytes.Count(src, []byte{'{'})),
+		tuples: make([]hclsyntax.TupleConsExpr, tuples),
+		elems:  make([]hclsyntax.Expression, bytes.Count(src, []byte{','})+tuples),
+	}
+}
+
+// take returns the next element of *s, or a new one when *s is used up.
+func take[T any](s *[]T) *T {
+	if len(*s) == 0 {
+		return new(T)
+	}
+	x := &(*s)[0]
+	*s = (*s)[1:]
+	return x
+}
+
+// takeN returns the next n elements of *s (its capacity n, so that an
+// append cannot reach the next ones), or a new slice.
+func takeN[T any](s *[]T, n int) []T {
+	if len(*s) < n {
+		return make([]T, n)
+	}
+	x := (*s)[:n:n]
+	*s = (*s)[n:]
+	return x
 }
 
 // pos is the position of byte offset o of the current line.
@@ -128,10 +188,10 @@ func isIdentStart(c byte) bool {
 	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 }
 
-// body parses the items of a body up to the end of the file (open nil) or
-// up to the closing brace of the block opened at open, whose range it
-// returns.
-func (p *fastParser) body(open *hhcl.Range) (*hclsyntax.Body, hhcl.Range, bool) {
+// body parses the items of a body into dst, up to the end of the file
+// (open nil) or up to the closing brace of the block opened at open, whose
+// range it returns.
+func (p *fastParser) body(open *hhcl.Range, dst *hclsyntax.Body) (*hclsyntax.Body, hhcl.Range, bool) {
 	attrs := hclsyntax.Attributes{}
 	blocks := hclsyntax.Blocks{}
 	var start, end hhcl.Range
@@ -200,12 +260,13 @@ func (p *fastParser) body(open *hhcl.Range) (*hclsyntax.Body, hhcl.Range, bool) 
 		}
 		break
 	}
-	return &hclsyntax.Body{
+	*dst = hclsyntax.Body{
 		Attributes: attrs,
 		Blocks:     blocks,
 		SrcRange:   hhcl.RangeBetween(start, end),
 		EndRange:   hhcl.Range{Filename: end.Filename, Start: end.End, End: end.End},
-	}, end, true
+	}
+	return dst, end, true
 }
 
 // itemEnd checks what must follow an attribute or a block in a multi-line
@@ -228,19 +289,22 @@ func (p *fastParser) attribute(name string, nameRange hhcl.Range) (*hclsyntax.At
 	if !ok {
 		return nil, false
 	}
-	return &hclsyntax.Attribute{
+	a := take(&p.n.attrs)
+	*a = hclsyntax.Attribute{
 		Name:        name,
 		Expr:        expr,
 		SrcRange:    hhcl.RangeBetween(nameRange, last),
 		NameRange:   nameRange,
 		EqualsRange: eq,
-	}, true
+	}
+	return a, true
 }
 
 // block parses the labels and the body of a block after its type.
 func (p *fastParser) block(typ string, typeRange hhcl.Range) (*hclsyntax.Block, bool) {
 	var labels []string
 	var labelRanges []hhcl.Range
+	bn := take(&p.n.blocks)
 	for {
 		if p.i >= len(p.src) {
 			return nil, false
@@ -273,7 +337,7 @@ func (p *fastParser) block(typ string, typeRange hhcl.Range) (*hclsyntax.Block, 
 	var body *hclsyntax.Body
 	var closeRange hhcl.Range
 	if p.i >= len(p.src) || p.src[p.i] == '\n' || p.src[p.i] == '}' || p.lineComment() {
-		b, end, ok := p.body(&openRange)
+		b, end, ok := p.body(&openRange, &bn.body)
 		if !ok {
 			return nil, false
 		}
@@ -301,13 +365,14 @@ func (p *fastParser) block(typ string, typeRange hhcl.Range) (*hclsyntax.Block, 
 		}
 		closeRange = p.rng(p.i, p.i+1)
 		p.i++
-		body = &hclsyntax.Body{
+		bn.body = hclsyntax.Body{
 			Attributes: hclsyntax.Attributes{name: a},
 			SrcRange:   a.SrcRange,
 			EndRange:   hhcl.Range{Filename: p.file, Start: a.SrcRange.End, End: a.SrcRange.End},
 		}
+		body = &bn.body
 	}
-	return &hclsyntax.Block{
+	bn.b = hclsyntax.Block{
 		Type:            typ,
 		Labels:          labels,
 		Body:            body,
@@ -315,7 +380,8 @@ func (p *fastParser) block(typ string, typeRange hhcl.Range) (*hclsyntax.Block, 
 		LabelRanges:     labelRanges,
 		OpenBraceRange:  openRange,
 		CloseBraceRange: closeRange,
-	}, true
+	}
+	return &bn.b, true
 }
 
 // expr parses a value: a quoted string, true, false or a list of those. It
@@ -360,11 +426,11 @@ func (p *fastParser) template() (hclsyntax.Expression, hhcl.Range, bool) {
 		// hclsyntax's one part of "" is empty and sits after the closing quote.
 		inner = hhcl.Range{Filename: p.file, Start: closeQuote.End, End: closeQuote.End}
 	}
-	t := &hclsyntax.TemplateExpr{
-		Parts:    []hclsyntax.Expression{&hclsyntax.LiteralValueExpr{Val: cty.StringVal(s), SrcRange: inner}},
-		SrcRange: r,
-	}
-	return t, closeQuote, true
+	n := take(&p.n.strs)
+	n.lit = hclsyntax.LiteralValueExpr{Val: cty.StringVal(s), SrcRange: inner}
+	n.parts[0] = &n.lit
+	n.t = hclsyntax.TemplateExpr{Parts: n.parts[:], SrcRange: r}
+	return &n.t, closeQuote, true
 }
 
 // quoted parses a quoted string at p.i: its value, its range with the
@@ -445,7 +511,8 @@ func (p *fastParser) quoted() (val string, all, inner hhcl.Range, ok bool) {
 func (p *fastParser) tuple() (hclsyntax.Expression, hhcl.Range, bool) {
 	open := p.rng(p.i, p.i+1)
 	p.i++
-	var exprs []hclsyntax.Expression
+	var buf [16]hclsyntax.Expression
+	exprs := buf[:0]
 	for {
 		if !p.gap() {
 			return nil, hhcl.Range{}, false
@@ -477,11 +544,13 @@ func (p *fastParser) tuple() (hclsyntax.Expression, hhcl.Range, bool) {
 	}
 	closeRange := p.rng(p.i, p.i+1)
 	p.i++
-	return &hclsyntax.TupleConsExpr{
-		Exprs:     exprs,
-		SrcRange:  hhcl.RangeBetween(open, closeRange),
-		OpenRange: open,
-	}, closeRange, true
+	t := take(&p.n.tuples)
+	*t = hclsyntax.TupleConsExpr{SrcRange: hhcl.RangeBetween(open, closeRange), OpenRange: open}
+	if len(exprs) > 0 { // [] has no elements, not an empty slice
+		t.Exprs = takeN(&p.n.elems, len(exprs))
+		copy(t.Exprs, exprs)
+	}
+	return t, closeRange, true
 }
 
 // gap skips spaces, newlines and line comments inside brackets.

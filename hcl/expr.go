@@ -13,7 +13,12 @@ import (
 // file with an error, by hclsyntax, into the same tree. Calling hclsyntax
 // directly keeps hclparse's JSON parser out of the programs.
 func parse(src []byte, filename string) (*hhcl.File, hhcl.Diagnostics) {
-	if f := fastParse(src, filename); f != nil {
+	return parseIn(src, filename, nil)
+}
+
+// parseIn is parse with the fast parser's nodes taken from arena (nil: new).
+func parseIn(src []byte, filename string, arena *nodeArena) (*hhcl.File, hhcl.Diagnostics) {
+	if f := fastParse(src, filename, arena); f != nil {
 		return f, nil
 	}
 	return hclsyntax.ParseConfig(src, filename, hhcl.InitialPos)

@@ -35,8 +35,13 @@ import (
 //
 // hhcl.File.Nav (hclsyntax's navigation helper, an unexported type) is left
 // nil; it serves only hcl's own diagnostic printer, which nothing here uses.
-func fastParse(src []byte, filename string) *hhcl.File {
-	p := fastParser{src: src, str: string(src), file: filename, line: 1, n: newFastNodes(src)}
+//
+// The nodes come from arena when it is not nil (see nodeArena).
+func fastParse(src []byte, filename string, arena *nodeArena) *hhcl.File {
+	if arena == nil {
+		arena = &nodeArena{}
+	}
+	p := fastParser{src: src, str: string(src), file: filename, line: 1, n: arena.nodes(src)}
 	body, _, ok := p.body(nil, new(hclsyntax.Body))
 	if !ok {
 		return nil
@@ -80,15 +85,40 @@ type blockNode struct {
 	body hclsyntax.Body
 }
 
-func newFastNodes(src []byte) fastNodes {
+// nodeArena holds the slices fastNodes hands out, so that a loop parsing
+// file after file can use them again: the generator parses every stack
+// file at every daemon-reload, and the tree of one is garbage once it is
+// decoded. Using an arena again is only right when nothing made from the
+// last file points into its tree; a diagnostic does (hcl's Body.Content
+// points a diagnostic's Subject at an attribute's range), a decoded Stack
+// does not (it holds strings and copies of ranges). See loadStackFiles.
+type nodeArena struct {
+	strs   []strNode
+	attrs  []hclsyntax.Attribute
+	blocks []blockNode
+	tuples []hclsyntax.TupleConsExpr
+	elems  []hclsyntax.Expression
+}
+
+// nodes sizes the arena for src and returns its slices, cleared.
+func (a *nodeArena) nodes(src []byte) fastNodes {
 	tuples := bytes.Count(src, []byte{'['})
-	return fastNodes{
-		strs:   make([]strNode, bytes.Count(src, []byte{'"'})/2),
-		attrs:  make([]hclsyntax.Attribute, bytes.Count(src, []byte{'='})),
-		blocks: make([]blockNode, bytes.Count(src, []byte{'{'})),
-		tuples: make([]hclsyntax.TupleConsExpr, tuples),
-		elems:  make([]hclsyntax.Expression, bytes.Count(src, []byte{','})+tuples),
+	a.strs = fit(a.strs, bytes.Count(src, []byte{'"'})/2)
+	a.attrs = fit(a.attrs, bytes.Count(src, []byte{'='}))
+	a.blocks = fit(a.blocks, bytes.Count(src, []byte{'{'}))
+	a.tuples = fit(a.tuples, tuples)
+	a.elems = fit(a.elems, bytes.Count(src, []byte{','})+tuples)
+	return fastNodes{strs: a.strs, attrs: a.attrs, blocks: a.blocks, tuples: a.tuples, elems: a.elems}
+}
+
+// fit returns s cleared, with length n, made anew when it is too short.
+func fit[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
 	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // take returns the next element of *s, or a new one when *s is used up.

@@ -99,13 +99,13 @@ var slowCases = []string{
 
 func TestFastParseTakesThePlainSubset(t *testing.T) {
 	for _, src := range fastCases {
-		if fastParse([]byte(src), "f.hcl") == nil {
+		if fastParse([]byte(src), "f.hcl", nil) == nil {
 			t.Errorf("the fast path refused %q", src)
 		}
 		checkAgree(t, []byte(src))
 	}
 	for _, src := range slowCases {
-		if fastParse([]byte(src), "f.hcl") != nil {
+		if fastParse([]byte(src), "f.hcl", nil) != nil {
 			t.Errorf("the fast path took %q, which it must leave to hclsyntax", src)
 		}
 	}
@@ -124,7 +124,7 @@ func TestFastParseRepositoryFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fastParse(src, f) == nil {
+		if fastParse(src, f, nil) == nil {
 			t.Errorf("%s: the fast path refused it", f)
 		}
 		checkAgree(t, src)
@@ -152,6 +152,7 @@ func TestFastParseAgreesUnderMutation(t *testing.T) {
 		n = 40
 	}
 	fast, total := 0, 0
+	arena := &nodeArena{} // used again and again: it must not leak one tree into the next
 	for _, src := range corpus {
 		for range n {
 			b := []byte(src)
@@ -159,11 +160,15 @@ func TestFastParseAgreesUnderMutation(t *testing.T) {
 				b = mutate(r, b, alphabet)
 			}
 			total++
-			if fastParse(b, "f.hcl") != nil {
+			fresh := fastParse(b, "f.hcl", nil)
+			if fresh != nil {
 				fast++
 			}
 			if !checkAgree(t, b) {
 				return
+			}
+			if reused := fastParse(b, "f.hcl", arena); (reused == nil) != (fresh == nil) || (fresh != nil && !reflect.DeepEqual(reused.Body, fresh.Body)) {
+				t.Fatalf("parsing %q into a used arena gave another tree", b)
 			}
 		}
 	}
@@ -211,7 +216,7 @@ func FuzzFastParse(f *testing.F) {
 // make the same file of it without a diagnostic.
 func checkAgree(t *testing.T, src []byte) bool {
 	t.Helper()
-	fast := fastParse(src, "f.hcl")
+	fast := fastParse(src, "f.hcl", nil)
 	if fast == nil {
 		return true
 	}
@@ -301,4 +306,117 @@ func repositoryHCL(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// TestArenaKeepsStacks decodes the repository's stack files one after the
+// other into one arena, as a worker of loadStackFiles does, and checks
+// that every Stack is still what a fresh parse makes of its file once the
+// later files have gone through the arena.
+func TestArenaKeepsStacks(t *testing.T) {
+	var files []string
+	for _, f := range repositoryHCL(t) {
+		if filepath.Base(filepath.Dir(f)) == "stacks" && !strings.HasPrefix(filepath.Base(f), "_") {
+			files = append(files, f)
+		}
+	}
+	if len(files) < 5 {
+		t.Fatalf("only %d stack files", len(files))
+	}
+	cfg, _ := ParseConfig("", nil)
+	arena := &nodeArena{}
+	var got []*Stack
+	reused := 0
+	for _, f := range append(files, files...) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, diags := parseStack(f, src, cfg, arena)
+		if len(diags) > 0 {
+			arena = &nodeArena{}
+		} else {
+			reused++
+		}
+		got = append(got, st)
+	}
+	if reused < len(files) {
+		t.Errorf("the arena was used again for only %d of %d files", reused, 2*len(files))
+	}
+	for i, f := range append(files, files...) {
+		src, _ := os.ReadFile(f)
+		want, _ := ParseStack(f, src, cfg)
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("%s: the stack decoded into the arena changed after later files:\n%s", f, treeDiff(got[i], want))
+		}
+	}
+}
+
+// allSchemas are the body schemas the decoders apply.
+var allSchemas = []*hhcl.BodySchema{
+	stackFileSchema, stackSchema, notifySchema, healthcheckSchema, snapshotSchema,
+	onDemandSchema, hookSchema, configSchema, duplicatiSchema, defaultsSchema,
+}
+
+// TestPlainContentAsHCL applies every schema to every body of the corpus
+// and of its mutations (the inputs of TestFastParseAgreesUnderMutation,
+// parsed by hclsyntax without error): where plainContent gives content, it
+// is the content hcl's Body.Content gives, and Content has nothing to say.
+func TestPlainContentAsHCL(t *testing.T) {
+	corpus := append([]string(nil), fastCases...)
+	for _, f := range repositoryHCL(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corpus = append(corpus, string(b))
+	}
+	alphabet := []string{"\n", " ", "a", "_", "x {\n}\n", "hook \"pre_stop\" {\n command = [\"x\"]\n}\n", "jobs = [\"j\"]\n", "stack \"s\" {\n", "}\n", "url = \"u\"\n", "\"", "{", "}"}
+	r := rand.New(rand.NewPCG(16, 3))
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	plain, total := 0, 0
+	for _, src := range corpus {
+		for k := range n {
+			b := []byte(src)
+			if k > 0 {
+				for range 1 + r.IntN(3) {
+					b = mutate(r, b, alphabet)
+				}
+			}
+			f, diags := hclsyntax.ParseConfig(b, "f.hcl", hhcl.InitialPos)
+			if diags.HasErrors() {
+				continue
+			}
+			eachBody(f.Body.(*hclsyntax.Body), func(body *hclsyntax.Body) {
+				for _, schema := range allSchemas {
+					total++
+					got := plainContent(body, schema)
+					if got == nil {
+						continue
+					}
+					plain++
+					want, diags := body.Content(schema)
+					if len(diags) > 0 {
+						t.Fatalf("plainContent took a body of %q that Content complains about: %v", b, diags)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("plainContent differs from Content for a body of %q:\n%s", b, treeDiff(got, want))
+					}
+				}
+			})
+		}
+	}
+	if plain < total/20 || plain == total {
+		t.Errorf("plainContent took %d of %d bodies and schemas", plain, total)
+	}
+	t.Logf("%d bodies and schemas, %d taken by plainContent", total, plain)
+}
+
+func eachBody(b *hclsyntax.Body, fn func(*hclsyntax.Body)) {
+	fn(b)
+	for _, blk := range b.Blocks {
+		eachBody(blk.Body, fn)
+	}
 }

@@ -180,27 +180,30 @@ type loaded struct {
 // files in flight and returns the results in the order of files, so that
 // what callers see does not depend on scheduling. Parsing dominates the
 // generator's run time and the files are independent; cfg is only read.
+// Each worker parses into one arena of syntax nodes, file after file,
+// until a file gives a diagnostic, which may point into its tree: the
+// worker then leaves that arena to it and takes a new one.
 func loadStackFiles(files []string, cfg *Config) []loaded {
 	out := make([]loaded, len(files))
-	workers := min(runtime.GOMAXPROCS(0), len(files))
-	if workers <= 1 {
-		for i, f := range files {
-			out[i].stack, out[i].diags = LoadStackFile(f, cfg)
+	work := func(next func() int) {
+		arena := &nodeArena{}
+		for i := next(); i < len(files); i = next() {
+			out[i].stack, out[i].diags = loadStackFile(files[i], cfg, arena)
+			if len(out[i].diags) > 0 {
+				arena = &nodeArena{}
+			}
 		}
-		return out
 	}
 	var next atomic.Int64
+	claim := func() int { return int(next.Add(1)) - 1 }
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	if workers <= 1 {
+		work(claim)
+		return out
+	}
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(files) {
-					return
-				}
-				out[i].stack, out[i].diags = LoadStackFile(files[i], cfg)
-			}
-		})
+		wg.Go(func() { work(claim) })
 	}
 	wg.Wait()
 	return out
@@ -208,11 +211,15 @@ func loadStackFiles(files []string, cfg *Config) []loaded {
 
 // LoadStackFile reads and decodes one stack file.
 func LoadStackFile(path string, cfg *Config) (*Stack, hhcl.Diagnostics) {
+	return loadStackFile(path, cfg, nil)
+}
+
+func loadStackFile(path string, cfg *Config, arena *nodeArena) (*Stack, hhcl.Diagnostics) {
 	src, err := readFile(path)
 	if err != nil {
 		return nil, hhcl.Diagnostics{fileDiag(path, err)}
 	}
-	st, diags := ParseStack(path, src, cfg)
+	st, diags := parseStack(path, src, cfg, arena)
 	if st != nil && stemOf(path) != st.Name {
 		r := st.Range
 		diags = append(diags, &hhcl.Diagnostic{

@@ -127,8 +127,55 @@ func (d *decoder) add(sev hhcl.DiagnosticSeverity, rng hhcl.Range, summary, deta
 }
 
 func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
+	if sb, ok := body.(*hclsyntax.Body); ok {
+		if c := plainContent(sb, schema); c != nil {
+			return c
+		}
+	}
 	c, diags := body.Content(schema)
 	d.diags = append(d.diags, diags...)
+	return c
+}
+
+// plainContent is body.Content(schema) for a body that holds only what
+// schema allows (every attribute and block known, every block with its
+// labels, every required attribute there), the common case, where Content
+// finds nothing to say: the same content, without the four maps that
+// hclsyntax's PartialContent makes at every call to find what to complain
+// about. It returns nil for any other body; Content then gives the
+// diagnostics (TestPlainContentAsHCL).
+func plainContent(b *hclsyntax.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
+	for name := range b.Attributes {
+		if !slices.ContainsFunc(schema.Attributes, func(a hhcl.AttributeSchema) bool { return a.Name == name }) {
+			return nil
+		}
+	}
+	for _, a := range schema.Attributes {
+		if _, ok := b.Attributes[a.Name]; a.Required && !ok {
+			return nil
+		}
+	}
+	for _, blk := range b.Blocks {
+		if !slices.ContainsFunc(schema.Blocks, func(s hhcl.BlockHeaderSchema) bool {
+			return s.Type == blk.Type && len(s.LabelNames) == len(blk.Labels)
+		}) {
+			return nil
+		}
+	}
+	c := &hhcl.BodyContent{Attributes: make(hhcl.Attributes, len(b.Attributes)), MissingItemRange: b.MissingItemRange()}
+	attrs := make([]hhcl.Attribute, 0, len(b.Attributes))
+	for name, a := range b.Attributes {
+		attrs = append(attrs, hhcl.Attribute{Name: a.Name, Expr: a.Expr, Range: a.SrcRange, NameRange: a.NameRange})
+		c.Attributes[name] = &attrs[len(attrs)-1]
+	}
+	if len(b.Blocks) > 0 {
+		blocks := make([]hhcl.Block, len(b.Blocks))
+		c.Blocks = make(hhcl.Blocks, len(b.Blocks))
+		for i, blk := range b.Blocks {
+			blocks[i] = hhcl.Block{Type: blk.Type, Labels: blk.Labels, Body: blk.Body, DefRange: blk.DefRange(), TypeRange: blk.TypeRange, LabelRanges: blk.LabelRanges}
+			c.Blocks[i] = &blocks[i]
+		}
+	}
 	return c
 }
 
@@ -394,7 +441,12 @@ func (d *decoder) checkCredentials(attrs hhcl.Attributes, urlAttr *hhcl.Attribut
 // cfg. It returns nil when the file has errors: a half-understood stack is
 // never generated.
 func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnostics) {
-	f, diags := parse(src, filename)
+	return parseStack(filename, src, cfg, nil)
+}
+
+// parseStack is ParseStack with the syntax tree's nodes taken from arena.
+func parseStack(filename string, src []byte, cfg *Config, arena *nodeArena) (*Stack, hhcl.Diagnostics) {
+	f, diags := parseIn(src, filename, arena)
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -7,10 +7,10 @@ package units
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -403,17 +403,35 @@ func seconds(d time.Duration) string {
 
 // serialize returns Header followed by go-systemd's serialization of opts.
 func serialize(opts []*unit.UnitOption) ([]byte, error) {
-	r := unit.Serialize(opts)
-	if b, ok := r.(interface{ Bytes() []byte }); ok {
-		// A *bytes.Buffer (as go-systemd returns): one copy, of the right size.
-		body := b.Bytes()
-		return append(append(make([]byte, 0, len(Header)+len(body)), Header...), body...), nil
+	// The text of go-systemd's unit.Serialize (sections in the order they
+	// first appear, each option under its section, a blank line between
+	// sections), written into one buffer of the right size: Serialize grows
+	// a bytes.Buffer and groups through a map, and this runs for every file
+	// the generator writes (TestSerializeAsGoSystemd).
+	var sections []string
+	size := len(Header)
+	for _, o := range opts {
+		if !slices.Contains(sections, o.Section) {
+			sections = append(sections, o.Section)
+			size += len(o.Section) + 3 // "[", "]\n"
+		}
+		size += len(o.Name) + len(o.Value) + 2
 	}
-	body, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
+	size += max(len(sections)-1, 0) // the blank lines
+	b := make([]byte, 0, size)
+	b = append(b, Header...)
+	for i, sec := range sections {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(append(append(b, '['), sec...), "]\n"...)
+		for _, o := range opts {
+			if o.Section == sec {
+				b = append(append(append(append(b, o.Name...), '='), o.Value...), '\n')
+			}
+		}
 	}
-	return append([]byte(Header), body...), nil
+	return b, nil
 }
 
 // Generated is what Generate makes of a configuration directory.

@@ -428,7 +428,13 @@ func (r *runner) callgrind(vg string, t tool, in input, root string) (int64, err
 	// Callgrind 3.19 asserts (threads.c:247, vgCallgrind_post_signal) on
 	// the SIGURG the Go runtime sends to preempt a goroutine; both
 	// programs are Go, so both run without asynchronous preemption here.
-	cmd.Env = withGODEBUG(cmd.Env, "asyncpreemptoff=1")
+	// Valgrind runs one thread at a time, and a Go program's idle threads
+	// spin looking for work while they wait for the CPU: the count varied
+	// by 7x from run to run of one input. With one P nothing spins, and
+	// the count is the work done.
+	cmd.Env = withGODEBUG(append(slices.DeleteFunc(slices.Clone(cmd.Env), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOMAXPROCS=")
+	}), "GOMAXPROCS=1"), "asyncpreemptoff=1")
 	if err := cmd.Run(); err != nil {
 		return 0, fmt.Errorf("%v: %s", err, lastLines(r.stderrText(), 5))
 	}
@@ -558,7 +564,7 @@ func report(w io.Writer, ri reportInfo, results []*result) {
 	}
 	fmt.Fprintln(w)
 
-	fmt.Fprintf(w, "Wall time of the whole process, fork to exit, median of %d pairs; peak RSS median of %d runs under /usr/bin/time -v; ratio with its quartiles; Ir from one callgrind run (GODEBUG=asyncpreemptoff=1, which callgrind needs for Go programs).\n\n", ri.pairs, ri.rssRuns)
+	fmt.Fprintf(w, "Wall time of the whole process, fork to exit, median of %d pairs; peak RSS median of %d runs under /usr/bin/time -v; ratio with its quartiles; Ir from one callgrind run (GODEBUG=asyncpreemptoff=1, which callgrind needs for Go programs, and GOMAXPROCS=1, without which idle threads spinning under valgrind make the count vary several-fold).\n\n", ri.pairs, ri.rssRuns)
 	fmt.Fprintln(w, "| N | input | gen median | quadlet median | ratio (median of pair ratios) | gen peak RSS | quadlet peak RSS | gen Ir | quadlet Ir | files written gen / quadlet |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, res := range results {

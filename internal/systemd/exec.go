@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ExecWord quotes one argument for an Exec*= line so that systemd hands it
@@ -21,7 +22,29 @@ func ExecWord(s string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	b.Grow(len(s) + 2)
+	b.Grow(execWordLen(s))
+	writeExecWord(&b, s)
+	return b.String(), nil
+}
+
+// execWordLen is the length of s written by writeExecWord.
+func execWordLen(s string) int {
+	n := 2
+	for _, r := range s {
+		switch {
+		case r == '\\' || r == '"' || r == '%' || r == '$' || r == '\n' || r == '\t' || r == '\r':
+			n += 2
+		case r < 0x20 || r == 0x7f:
+			n += 4
+		default:
+			n += utf8.RuneLen(r)
+		}
+	}
+	return n
+}
+
+// writeExecWord writes s quoted for a command line, s valid UTF-8 (CheckUTF8).
+func writeExecWord(b *strings.Builder, s string) {
 	b.WriteByte('"')
 	for _, r := range s {
 		switch r {
@@ -41,14 +64,16 @@ func ExecWord(s string) (string, error) {
 			b.WriteString(`\r`)
 		default:
 			if r < 0x20 || r == 0x7f {
-				fmt.Fprintf(&b, `\x%02x`, r)
+				const hex = "0123456789abcdef"
+				b.WriteString(`\x`)
+				b.WriteByte(hex[r>>4])
+				b.WriteByte(hex[r&0xf])
 			} else {
 				b.WriteRune(r)
 			}
 		}
 	}
 	b.WriteByte('"')
-	return b.String(), nil
 }
 
 // ExecLine renders a command line of at most MaxExecLine bytes. prefix is
@@ -83,20 +108,28 @@ func execLine(prefix string, argv []string, limit int) (string, error) {
 	if err := CheckProgram(argv[0]); err != nil {
 		return "", &ArgError{Index: 0, Err: err}
 	}
-	words := make([]string, len(argv))
 	n := len(prefix) + len(argv) - 1
 	for i, a := range argv {
-		w, err := ExecWord(a)
-		if err != nil {
+		if err := CheckUTF8(a); err != nil {
 			return "", &ArgError{Index: i, Err: err}
 		}
-		words[i] = w
-		n += len(w)
+		n += execWordLen(a)
 	}
 	if n > limit {
 		return "", &LengthError{Len: n, Max: limit}
 	}
-	return prefix + strings.Join(words, " "), nil
+	// One allocation for the line: it is built for every step of every
+	// stack at every daemon-reload.
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(prefix)
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		writeExecWord(&b, a)
+	}
+	return b.String(), nil
 }
 
 // ArgError says which word of a command cannot be written, and why.

@@ -307,7 +307,7 @@ func CheckProgram(p string) error {
 	if len(p) >= pathMax {
 		return fmt.Errorf("the program path is longer than %d bytes", pathMax-1)
 	}
-	for _, c := range strings.Split(p, "/") {
+	for c := range strings.SplitSeq(p, "/") {
 		if len(c) > nameMax {
 			return fmt.Errorf("the program path %q has a component longer than %d bytes", p, nameMax)
 		}

@@ -227,3 +227,29 @@ func filled(n int) []string {
 	}
 	return argv
 }
+
+// TestExecLineSizedOnce: the length ExecLine computes before it writes
+// (execWordLen) is the length it writes, for every kind of character, so
+// the line takes one allocation and the limit is checked on the real size.
+func TestExecLineSizedOnce(t *testing.T) {
+	words := []string{"", "a", "\\\"%$\n\t\r", "\x01\x1f\x7f", "é€😀", "a b;c", "100%", "$HOME"}
+	for _, s := range words {
+		w, err := ExecWord(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w) != execWordLen(s) {
+			t.Errorf("ExecWord(%q) is %d bytes, execWordLen says %d", s, len(w), execWordLen(s))
+		}
+	}
+	line, err := ExecLine("-", append([]string{"/bin/prog"}, words...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(20, func() { ExecLine("-", append([]string{"/bin/prog"}, words...)) }); allocs > 2 {
+		t.Errorf("ExecLine allocates %.0f times", allocs)
+	}
+	if _, err := execLine("-", append([]string{"/bin/prog"}, words...), len(line)-1); err == nil {
+		t.Errorf("a limit one byte short of the %d-byte line was not refused", len(line))
+	}
+}

@@ -111,7 +111,8 @@ var defaultsSchema = &hhcl.BodySchema{
 // decoder collects diagnostics while decoding one file.
 type decoder struct {
 	diags hhcl.Diagnostics
-	src   []byte // the file's bytes, to use strings as written (see asWritten)
+	src   []byte     // the file's bytes, to use strings as written (see asWritten)
+	arena *nodeArena // where plainContent takes its attributes and blocks (nil: new ones)
 }
 
 func (d *decoder) errorf(rng hhcl.Range, summary, detailFmt string, args ...any) {
@@ -128,7 +129,7 @@ func (d *decoder) add(sev hhcl.DiagnosticSeverity, rng hhcl.Range, summary, deta
 
 func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
 	if sb, ok := body.(*hclsyntax.Body); ok {
-		if c := plainContent(sb, schema); c != nil {
+		if c := plainContent(sb, schema, d.arena); c != nil {
 			return c
 		}
 	}
@@ -144,7 +145,7 @@ func (d *decoder) content(body hhcl.Body, schema *hhcl.BodySchema) *hhcl.BodyCon
 // hclsyntax's PartialContent makes at every call to find what to complain
 // about. It returns nil for any other body; Content then gives the
 // diagnostics (TestPlainContentAsHCL).
-func plainContent(b *hclsyntax.Body, schema *hhcl.BodySchema) *hhcl.BodyContent {
+func plainContent(b *hclsyntax.Body, schema *hhcl.BodySchema, arena *nodeArena) *hhcl.BodyContent {
 	for name := range b.Attributes {
 		if !slices.ContainsFunc(schema.Attributes, func(a hhcl.AttributeSchema) bool { return a.Name == name }) {
 			return nil
@@ -163,13 +164,16 @@ func plainContent(b *hclsyntax.Body, schema *hhcl.BodySchema) *hhcl.BodyContent 
 		}
 	}
 	c := &hhcl.BodyContent{Attributes: make(hhcl.Attributes, len(b.Attributes)), MissingItemRange: b.MissingItemRange()}
-	attrs := make([]hhcl.Attribute, 0, len(b.Attributes))
+	if arena == nil {
+		arena = &nodeArena{}
+	}
+	attrs := takeN(&arena.hattrsFree, len(b.Attributes))[:0]
 	for name, a := range b.Attributes {
 		attrs = append(attrs, hhcl.Attribute{Name: a.Name, Expr: a.Expr, Range: a.SrcRange, NameRange: a.NameRange})
 		c.Attributes[name] = &attrs[len(attrs)-1]
 	}
 	if len(b.Blocks) > 0 {
-		blocks := make([]hhcl.Block, len(b.Blocks))
+		blocks := takeN(&arena.hblocksFree, len(b.Blocks))
 		c.Blocks = make(hhcl.Blocks, len(b.Blocks))
 		for i, blk := range b.Blocks {
 			blocks[i] = hhcl.Block{Type: blk.Type, Labels: blk.Labels, Body: blk.Body, DefRange: blk.DefRange(), TypeRange: blk.TypeRange, LabelRanges: blk.LabelRanges}
@@ -450,7 +454,7 @@ func parseStack(filename string, src []byte, cfg *Config, arena *nodeArena) (*St
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	d := &decoder{diags: diags, src: src}
+	d := &decoder{diags: diags, src: src, arena: arena}
 	d.checkFileName(filename)
 	c := d.content(f.Body, stackFileSchema)
 	if c == nil {

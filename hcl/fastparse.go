@@ -98,6 +98,11 @@ type nodeArena struct {
 	blocks []blockNode
 	tuples []hclsyntax.TupleConsExpr
 	elems  []hclsyntax.Expression
+
+	// What plainContent makes of the bodies while the file is decoded:
+	// the whole slices, and what is left of them.
+	hattrs, hattrsFree   []hhcl.Attribute
+	hblocks, hblocksFree []hhcl.Block
 }
 
 // nodes sizes the arena for src and returns its slices, cleared.
@@ -108,6 +113,9 @@ func (a *nodeArena) nodes(src []byte) fastNodes {
 	a.blocks = fit(a.blocks, bytes.Count(src, []byte{'{'}))
 	a.tuples = fit(a.tuples, tuples)
 	a.elems = fit(a.elems, bytes.Count(src, []byte{','})+tuples)
+	a.hattrs = fit(a.hattrs, len(a.attrs))
+	a.hblocks = fit(a.hblocks, len(a.blocks))
+	a.hattrsFree, a.hblocksFree = a.hattrs, a.hblocks
 	return fastNodes{strs: a.strs, attrs: a.attrs, blocks: a.blocks, tuples: a.tuples, elems: a.elems}
 }
 

@@ -392,7 +392,7 @@ func TestPlainContentAsHCL(t *testing.T) {
 			eachBody(f.Body.(*hclsyntax.Body), func(body *hclsyntax.Body) {
 				for _, schema := range allSchemas {
 					total++
-					got := plainContent(body, schema)
+					got := plainContent(body, schema, nil)
 					if got == nil {
 						continue
 					}

@@ -425,7 +425,12 @@ func (e *env) tail(name string) string {
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
-	return oneLine(lastBytes(b, 1500))
+	// The end is what tells: keep it (oneLine keeps the start of what it is given).
+	s := strings.ReplaceAll(strings.TrimSpace(lastBytes(b, 1500)), "\n", " | ")
+	if len(s) > 900 {
+		s = "..." + s[len(s)-900:]
+	}
+	return s
 }
 
 // writeLogDropIns makes backup@.service and backup-hold@.service append their output to

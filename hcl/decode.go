@@ -167,13 +167,13 @@ func plainContent(b *hclsyntax.Body, schema *hhcl.BodySchema, arena *nodeArena) 
 	if arena == nil {
 		arena = &nodeArena{}
 	}
-	attrs := takeN(&arena.hattrsFree, len(b.Attributes))[:0]
+	attrs := arena.hattrs.takeN(len(b.Attributes))[:0]
 	for name, a := range b.Attributes {
 		attrs = append(attrs, hhcl.Attribute{Name: a.Name, Expr: a.Expr, Range: a.SrcRange, NameRange: a.NameRange})
 		c.Attributes[name] = &attrs[len(attrs)-1]
 	}
 	if len(b.Blocks) > 0 {
-		blocks := takeN(&arena.hblocksFree, len(b.Blocks))
+		blocks := arena.hblocks.takeN(len(b.Blocks))
 		c.Blocks = make(hhcl.Blocks, len(b.Blocks))
 		for i, blk := range b.Blocks {
 			blocks[i] = hhcl.Block{Type: blk.Type, Labels: blk.Labels, Body: blk.Body, DefRange: blk.DefRange(), TypeRange: blk.TypeRange, LabelRanges: blk.LabelRanges}

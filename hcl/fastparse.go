@@ -41,7 +41,8 @@ func fastParse(src []byte, filename string, arena *nodeArena) *hhcl.File {
 	if arena == nil {
 		arena = &nodeArena{}
 	}
-	p := fastParser{src: src, str: string(src), file: filename, line: 1, n: arena.nodes(src)}
+	arena.reset(src)
+	p := fastParser{src: src, str: string(src), file: filename, line: 1, a: arena}
 	body, _, ok := p.body(nil, new(hclsyntax.Body))
 	if !ok {
 		return nil
@@ -56,20 +57,7 @@ type fastParser struct {
 	i         int // next byte
 	line      int // line of byte i
 	lineStart int // offset of the first byte of that line
-	n         fastNodes
-}
-
-// fastNodes hands out the nodes of one file from a few slices, sized up
-// front by counting the bytes that can open them: a handful of allocations
-// per file instead of three or four per value, which was most of what
-// parsing a stack file allocated. The counts are upper bounds (a quote in
-// a comment counts too); should one fall short, take allocates.
-type fastNodes struct {
-	strs   []strNode
-	attrs  []hclsyntax.Attribute
-	blocks []blockNode
-	tuples []hclsyntax.TupleConsExpr
-	elems  []hclsyntax.Expression
+	a         *nodeArena
 }
 
 // strNode is a quoted string's three nodes, allocated together.
@@ -85,68 +73,79 @@ type blockNode struct {
 	body hclsyntax.Body
 }
 
-// nodeArena holds the slices fastNodes hands out, so that a loop parsing
-// file after file can use them again: the generator parses every stack
-// file at every daemon-reload, and the tree of one is garbage once it is
-// decoded. Using an arena again is only right when nothing made from the
-// last file points into its tree; a diagnostic does (hcl's Body.Content
-// points a diagnostic's Subject at an attribute's range), a decoded Stack
-// does not (it holds strings and copies of ranges). See loadStackFiles.
+// nodeArena hands out the nodes of one file from a few slabs, sized up
+// front by counting the bytes that can open them: a handful of allocations
+// per file instead of three or four per value, which was most of what
+// parsing a stack file allocated. The counts are upper bounds (a quote in
+// a comment counts too); should one fall short, the slab allocates.
+//
+// A loop parsing file after file can pass one arena again and again: the
+// generator parses every stack file at every daemon-reload, and the tree
+// of one is garbage once it is decoded. That is only right when nothing
+// made from the last file points into its tree; a diagnostic does (hcl's
+// Body.Content points a diagnostic's Subject at an attribute's range), a
+// decoded Stack does not (it holds strings and copies of ranges). See
+// loadStackFiles.
 type nodeArena struct {
-	strs   []strNode
-	attrs  []hclsyntax.Attribute
-	blocks []blockNode
-	tuples []hclsyntax.TupleConsExpr
-	elems  []hclsyntax.Expression
+	strs   slab[strNode]
+	attrs  slab[hclsyntax.Attribute]
+	blocks slab[blockNode]
+	tuples slab[hclsyntax.TupleConsExpr]
+	elems  slab[hclsyntax.Expression]
 
-	// What plainContent makes of the bodies while the file is decoded:
-	// the whole slices, and what is left of them.
-	hattrs, hattrsFree   []hhcl.Attribute
-	hblocks, hblocksFree []hhcl.Block
+	// What plainContent makes of the bodies while the file is decoded.
+	hattrs  slab[hhcl.Attribute]
+	hblocks slab[hhcl.Block]
 }
 
-// nodes sizes the arena for src and returns its slices, cleared.
-func (a *nodeArena) nodes(src []byte) fastNodes {
+// reset sizes the arena for src, every slab cleared.
+func (a *nodeArena) reset(src []byte) {
 	tuples := bytes.Count(src, []byte{'['})
-	a.strs = fit(a.strs, bytes.Count(src, []byte{'"'})/2)
-	a.attrs = fit(a.attrs, bytes.Count(src, []byte{'='}))
-	a.blocks = fit(a.blocks, bytes.Count(src, []byte{'{'}))
-	a.tuples = fit(a.tuples, tuples)
-	a.elems = fit(a.elems, bytes.Count(src, []byte{','})+tuples)
-	a.hattrs = fit(a.hattrs, len(a.attrs))
-	a.hblocks = fit(a.hblocks, len(a.blocks))
-	a.hattrsFree, a.hblocksFree = a.hattrs, a.hblocks
-	return fastNodes{strs: a.strs, attrs: a.attrs, blocks: a.blocks, tuples: a.tuples, elems: a.elems}
+	attrs, blocks := bytes.Count(src, []byte{'='}), bytes.Count(src, []byte{'{'})
+	a.strs.reset(bytes.Count(src, []byte{'"'}) / 2)
+	a.attrs.reset(attrs)
+	a.blocks.reset(blocks)
+	a.tuples.reset(tuples)
+	a.elems.reset(bytes.Count(src, []byte{','}) + tuples)
+	a.hattrs.reset(attrs)
+	a.hblocks.reset(blocks)
 }
 
-// fit returns s cleared, with length n, made anew when it is too short.
-func fit[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
+// slab hands out the elements of one slice in turn; its backing array is
+// kept for the next reset.
+type slab[T any] struct {
+	all, free []T
+}
+
+// reset clears the slab and sizes it for n elements, anew when it is too short.
+func (s *slab[T]) reset(n int) {
+	if cap(s.all) < n {
+		s.all = make([]T, n)
+	} else {
+		s.all = s.all[:n]
+		clear(s.all)
 	}
-	s = s[:n]
-	clear(s)
-	return s
+	s.free = s.all
 }
 
-// take returns the next element of *s, or a new one when *s is used up.
-func take[T any](s *[]T) *T {
-	if len(*s) == 0 {
+// take returns the next element, or a new one when the slab is used up.
+func (s *slab[T]) take() *T {
+	if len(s.free) == 0 {
 		return new(T)
 	}
-	x := &(*s)[0]
-	*s = (*s)[1:]
+	x := &s.free[0]
+	s.free = s.free[1:]
 	return x
 }
 
-// takeN returns the next n elements of *s (its capacity n, so that an
-// append cannot reach the next ones), or a new slice.
-func takeN[T any](s *[]T, n int) []T {
-	if len(*s) < n {
+// takeN returns the next n elements (their capacity n, so that an append
+// cannot reach the next ones), or a new slice.
+func (s *slab[T]) takeN(n int) []T {
+	if len(s.free) < n {
 		return make([]T, n)
 	}
-	x := (*s)[:n:n]
-	*s = (*s)[n:]
+	x := s.free[:n:n]
+	s.free = s.free[n:]
 	return x
 }
 
@@ -327,7 +326,7 @@ func (p *fastParser) attribute(name string, nameRange hhcl.Range) (*hclsyntax.At
 	if !ok {
 		return nil, false
 	}
-	a := take(&p.n.attrs)
+	a := p.a.attrs.take()
 	*a = hclsyntax.Attribute{
 		Name:        name,
 		Expr:        expr,
@@ -342,7 +341,7 @@ func (p *fastParser) attribute(name string, nameRange hhcl.Range) (*hclsyntax.At
 func (p *fastParser) block(typ string, typeRange hhcl.Range) (*hclsyntax.Block, bool) {
 	var labels []string
 	var labelRanges []hhcl.Range
-	bn := take(&p.n.blocks)
+	bn := p.a.blocks.take()
 	for {
 		if p.i >= len(p.src) {
 			return nil, false
@@ -464,7 +463,7 @@ func (p *fastParser) template() (hclsyntax.Expression, hhcl.Range, bool) {
 		// hclsyntax's one part of "" is empty and sits after the closing quote.
 		inner = hhcl.Range{Filename: p.file, Start: closeQuote.End, End: closeQuote.End}
 	}
-	n := take(&p.n.strs)
+	n := p.a.strs.take()
 	n.lit = hclsyntax.LiteralValueExpr{Val: cty.StringVal(s), SrcRange: inner}
 	n.parts[0] = &n.lit
 	n.t = hclsyntax.TemplateExpr{Parts: n.parts[:], SrcRange: r}
@@ -582,10 +581,10 @@ func (p *fastParser) tuple() (hclsyntax.Expression, hhcl.Range, bool) {
 	}
 	closeRange := p.rng(p.i, p.i+1)
 	p.i++
-	t := take(&p.n.tuples)
+	t := p.a.tuples.take()
 	*t = hclsyntax.TupleConsExpr{SrcRange: hhcl.RangeBetween(open, closeRange), OpenRange: open}
 	if len(exprs) > 0 { // [] has no elements, not an empty slice
-		t.Exprs = takeN(&p.n.elems, len(exprs))
+		t.Exprs = p.a.elems.takeN(len(exprs))
 		copy(t.Exprs, exprs)
 	}
 	return t, closeRange, true

@@ -137,14 +137,7 @@ func TestFastParseRepositoryFiles(t *testing.T) {
 // the fast path accepts, hclsyntax parses without a diagnostic into the
 // same tree. The seed is fixed so that a failure repeats.
 func TestFastParseAgreesUnderMutation(t *testing.T) {
-	corpus := append([]string(nil), fastCases...)
-	for _, f := range repositoryHCL(t) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		corpus = append(corpus, string(b))
-	}
+	corpus := mutationCorpus(t)
 	alphabet := []string{"\"", "\\", "$", "%", "{", "}", "[", "]", ",", "=", "#", "/", "*", "\n", " ", "\t", "a", "_", "-", "1", ".", "(", "\r", "\u00e9", "\x00", "~", "<", "true", "${", "//"}
 	r := rand.New(rand.NewPCG(16, 1))
 	n := 400
@@ -286,6 +279,20 @@ func treeDiff(a, b any) string {
 	return strings.Join(out, "\n")
 }
 
+// mutationCorpus is fastCases and the contents of the repository's .hcl files.
+func mutationCorpus(t *testing.T) []string {
+	t.Helper()
+	corpus := append([]string(nil), fastCases...)
+	for _, f := range repositoryHCL(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corpus = append(corpus, string(b))
+	}
+	return corpus
+}
+
 // repositoryHCL lists the .hcl files of the repository.
 func repositoryHCL(t *testing.T) []string {
 	t.Helper()
@@ -358,18 +365,12 @@ var allSchemas = []*hhcl.BodySchema{
 }
 
 // TestPlainContentAsHCL applies every schema to every body of the corpus
-// and of its mutations (the inputs of TestFastParseAgreesUnderMutation,
-// parsed by hclsyntax without error): where plainContent gives content, it
-// is the content hcl's Body.Content gives, and Content has nothing to say.
+// and of its mutations (whole lines and blocks inserted, to reach the
+// schemas' attributes and blocks), parsed by hclsyntax without error:
+// where plainContent gives content, it is the content hcl's Body.Content
+// gives, and Content has nothing to say.
 func TestPlainContentAsHCL(t *testing.T) {
-	corpus := append([]string(nil), fastCases...)
-	for _, f := range repositoryHCL(t) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		corpus = append(corpus, string(b))
-	}
+	corpus := mutationCorpus(t)
 	alphabet := []string{"\n", " ", "a", "_", "x {\n}\n", "hook \"pre_stop\" {\n command = [\"x\"]\n}\n", "jobs = [\"j\"]\n", "stack \"s\" {\n", "}\n", "url = \"u\"\n", "\"", "{", "}"}
 	r := rand.New(rand.NewPCG(16, 3))
 	n := 200

@@ -185,25 +185,24 @@ type loaded struct {
 // worker then leaves that arena to it and takes a new one.
 func loadStackFiles(files []string, cfg *Config) []loaded {
 	out := make([]loaded, len(files))
-	work := func(next func() int) {
+	var next atomic.Int64
+	work := func() {
 		arena := &nodeArena{}
-		for i := next(); i < len(files); i = next() {
+		for i := int(next.Add(1)) - 1; i < len(files); i = int(next.Add(1)) - 1 {
 			out[i].stack, out[i].diags = loadStackFile(files[i], cfg, arena)
 			if len(out[i].diags) > 0 {
 				arena = &nodeArena{}
 			}
 		}
 	}
-	var next atomic.Int64
-	claim := func() int { return int(next.Add(1)) - 1 }
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	if workers <= 1 {
-		work(claim)
+		work()
 		return out
 	}
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() { work(claim) })
+		wg.Go(work)
 	}
 	wg.Wait()
 	return out

@@ -697,6 +697,20 @@ func snapSHA(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// jobRunning brings the stack up, starts a backup in the background and waits until its
+// job runs against the live stack (resumed after the snapshot). It returns the backup, the
+// job's event and the stack's invocation while the job runs.
+func (r *snapRig) jobRunning() (*basicBgRun, simEvent, string) {
+	r.t.Helper()
+	r.up()
+	r.waitWriting(3)
+	before := r.maxTask()
+	b := r.startBackup()
+	ev := r.waitStarted(before)
+	r.expectUp("while the job runs")
+	return b, ev, r.e.show(r.st.Unit, "InvocationID")["InvocationID"]
+}
+
 // up starts the stack; when its two containers do not both run, the failure shows what
 // podman says about them.
 func (r *snapRig) up() {

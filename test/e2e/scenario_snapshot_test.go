@@ -299,13 +299,7 @@ func testSnapDiskFullDuringSnapshot(t *testing.T, m mode) {
 // The job ends Error: the unit fails (status 5), the stack stays up, the snapshot is gone.
 func testSnapJobFails(t *testing.T, m mode) {
 	r := newSnapRig(t, m, snapOpts{base: "snj", fs: "ext4", method: "copy", jobDur: 3 * time.Second, result: "Error"})
-	r.up()
-	r.waitWriting(3)
-	before := r.maxTask()
-	b := r.startBackup()
-	ev := r.waitStarted(before)
-	r.expectUp("while the job runs")
-	upInv := r.e.show(r.st.Unit, "InvocationID")["InvocationID"]
+	b, ev, upInv := r.jobRunning()
 	b.wait(t)
 	if b.err == nil {
 		r.fail("systemctl --user start %s exited 0 although the job ended Error", r.backupUnit())
@@ -331,13 +325,7 @@ func testSnapJobFails(t *testing.T, m mode) {
 // the stack stays up, the snapshot is removed, the slot is free.
 func testSnapHelperKilled(t *testing.T, m mode) {
 	r := newSnapRig(t, m, snapOpts{base: "snk", fs: "ext4", method: "copy", jobDur: 10 * time.Second})
-	r.up()
-	r.waitWriting(3)
-	before := r.maxTask()
-	b := r.startBackup()
-	ev := r.waitStarted(before)
-	r.expectUp("while the job runs")
-	upInv := r.e.show(r.st.Unit, "InvocationID")["InvocationID"]
+	b, ev, upInv := r.jobRunning()
 	pid := r.mainPID("run")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 %d: %v", pid, err)

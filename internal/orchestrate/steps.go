@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -672,6 +673,15 @@ func Restore(ctx context.Context, e *Env, p *Plan) error {
 		}
 		return nil
 	}
+	start := p.toStart()
+	// The look for containers stuck "stopping" (a podman ps) runs while the
+	// hold is released: neither changes what the other sees, and both are
+	// on the way to the start, which in snapshot mode ends the downtime.
+	var stops sync.WaitGroup
+	defer stops.Wait()
+	if len(start) > 0 && len(p.Containers) > 0 {
+		stops.Go(func() { finishStops(ctx, e, p) })
+	}
 	hold := systemd.HoldService(p.Stack)
 	sctx, cancel := context.WithTimeout(ctx, p.Settings.StopTimeout)
 	stopErr := e.Manager.Stop(sctx, true, hold)
@@ -679,14 +689,11 @@ func Restore(ctx context.Context, e *Env, p *Plan) error {
 	if st, err := settle(ctx, e, p.Settings.StopTimeout, hold); err != nil || systemd.Up(st[0]) {
 		return fmt.Errorf("releasing the hold: %s is still up (%v %v)", hold, stopErr, err)
 	}
-	start := p.toStart()
 	var late error
 	if len(start) == 0 {
 		e.info("restore (%s): nothing was active before, nothing to start", p.Settings.RestorePolicy)
 	} else {
-		if len(p.Containers) > 0 {
-			finishStops(ctx, e, p)
-		}
+		stops.Wait()
 		e.info("restore (%s): starting %s", p.Settings.RestorePolicy, strings.Join(start, " "))
 		up, err := startAndSettle(ctx, e, p.Settings.StartTimeout, start)
 		if !up {

@@ -64,6 +64,7 @@ type fakePods struct {
 	calls   int
 	project string
 	killed  []string
+	delay   time.Duration // how long each List takes, as a podman ps on a busy machine
 }
 
 func (p *fakePods) Kill(_ context.Context, name string) error {
@@ -76,6 +77,11 @@ func (p *fakePods) Kill(_ context.Context, name string) error {
 func (p *fakePods) List(ctx context.Context, project string) ([]podman.Container, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.delay > 0 {
+		p.mu.Unlock()
+		time.Sleep(p.delay)
+		p.mu.Lock()
+	}
 	p.project = project
 	i := p.calls
 	p.calls++

@@ -3,6 +3,7 @@ package orchestrate
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,10 +52,19 @@ func TestWatchUp(t *testing.T) {
 // A container stuck "stopping" (its stop was cut short, it ignores
 // SIGTERM) is killed before the restore starts the stack: podman-compose
 // could never start it again otherwise. Running and exited ones are left.
+// The look for it runs beside the hold's release, which here is slow: the
+// start still waits for the kill.
 func TestRestoreFinishesStuckStops(t *testing.T) {
 	te := newEnv(t, invA)
 	te.mgr.Set("active", holdA)
 	te.pods.seq = [][]podman.Container{{ctr("a_db_1", "stopping"), ctr("a_app_1", "exited")}, running("a_db_1", "a_app_1")}
+	te.pods.delay = 80 * time.Millisecond
+	var killedAtStart []string
+	te.mgr.On("start "+unitA, func() {
+		te.pods.mu.Lock()
+		killedAtStart = slices.Clone(te.pods.killed)
+		te.pods.mu.Unlock()
+	})
 	p := &Plan{Stack: "a", InvocationID: invA, Held: true, HeldAt: time.Now(), UnitActive: true,
 		Containers: []string{"a_app_1", "a_db_1"},
 		Settings:   Settings{Unit: unitA, ProjectLabel: "a", RestorePolicy: "previous", StopTimeout: time.Second, StartTimeout: time.Second}}
@@ -63,6 +73,9 @@ func TestRestoreFinishesStuckStops(t *testing.T) {
 	}
 	if len(te.pods.killed) != 1 || te.pods.killed[0] != "a_db_1" {
 		t.Errorf("killed %v, want just the stuck a_db_1", te.pods.killed)
+	}
+	if len(killedAtStart) != 1 {
+		t.Errorf("the stack's start came with %v killed, want the stuck container killed first", killedAtStart)
 	}
 	if !p.Restored || te.mgr.State(unitA) != "active" {
 		t.Errorf("restored %v, %s %s", p.Restored, unitA, te.mgr.State(unitA))

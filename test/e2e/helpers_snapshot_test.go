@@ -663,6 +663,24 @@ func (r *snapRig) stepTime(word string) time.Duration {
 	return stop.Sub(start)
 }
 
+// gapSteps says where the time between the stack's stop and its start went in snapshot
+// mode: each ExecStartPre= step from the hold to the resume, as start+duration relative to
+// the moment the stack unit was inactive (negative: it began before). A failure message
+// with it names the slow step instead of only the sum.
+func (r *snapRig) gapSteps(f snapFigures) string {
+	r.t.Helper()
+	var parts []string
+	for _, w := range []string{"hold", "wait-stopped", "snapshot", "post_stop", "resume"} {
+		start, stop, _, _ := r.e.faultExec(r.backupUnit(), "ExecStartPre", w)
+		if start.IsZero() || stop.IsZero() {
+			parts = append(parts, w+" -")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %+dms+%dms", w, start.Sub(f.DownAt).Milliseconds(), stop.Sub(start).Milliseconds()))
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf("; stack start began %+dms", f.StartAt.Sub(f.DownAt).Milliseconds())
+}
+
 // stepRan reports whether the backup unit's ExecStartPre= step word started in its last run.
 func (r *snapRig) stepRan(word string) bool {
 	r.t.Helper()

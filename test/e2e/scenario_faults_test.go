@@ -181,10 +181,18 @@ func faultCrashScenarioMode(t *testing.T, m mode, kind faultCrashKind) {
 		}
 	}
 	upAfter := e.faultWaitUp(r.st, since, 30*time.Second)
-	upAt := e.showTimes(r.st.Unit, "ActiveEnterTimestamp")["ActiveEnterTimestamp"]
+	upTs := e.showTimes(r.st.Unit, "InactiveExitTimestamp", "ActiveEnterTimestamp")
+	upAt := upTs["ActiveEnterTimestamp"]
 	outage := upAt.Sub(stopAt)
-	if upAfter > 10*time.Second {
-		t.Errorf("the stack came back %s after the %s, want within 10s", faultMs(upAfter), map[bool]string{true: "recover by hand", false: "manager's start"}[kind == faultKillByHand])
+	// Within 10 s of the manager's start (or of the recover by hand). Of that, the stack's own
+	// start (podman-compose up: 4.5-5 s on a quiet machine, twice that under heavy load) is not
+	// this project's work, and the suite's load slows it; the recovery's part (the manager's
+	// start, backup-recover, the start job) is. So the bound is 10 s, or the stack's own start
+	// in this run + 5 s when that alone was slow.
+	ownStart := upAt.Sub(upTs["InactiveExitTimestamp"])
+	if limit := max(10*time.Second, ownStart+5*time.Second); upAfter > limit {
+		t.Errorf("the stack came back %s after the %s, want within %s (10 s, or its own start %s + 5 s)", faultMs(upAfter),
+			map[bool]string{true: "recover by hand", false: "manager's start"}[kind == faultKillByHand], faultMs(limit), faultMs(ownStart))
 	}
 	if jobs := r.s.faultJobsSince(crashAt); len(jobs) > 0 {
 		t.Errorf("Duplicati jobs were started after the %s: %+v", kind, jobs)
@@ -240,9 +248,9 @@ func faultCrashScenarioMode(t *testing.T, m mode, kind faultCrashKind) {
 	if h != nil {
 		hd = h.Downtime
 	}
-	t.Logf("figures (%s): real outage %s (stack stop %s → active again %s), history downtime %.3fs, stack back %s after the %s; notification %q",
+	t.Logf("figures (%s): real outage %s (stack stop %s → active again %s), history downtime %.3fs, stack back %s after the %s (its own start %s); notification %q",
 		kind, faultMs(outage), stopAt.Format("15:04:05.000"), upAt.Format("15:04:05.000"), hd, faultMs(upAfter),
-		map[bool]string{true: "recover by hand", false: "manager was asked to start"}[kind == faultKillByHand], n)
+		map[bool]string{true: "recover by hand", false: "manager was asked to start"}[kind == faultKillByHand], faultMs(ownStart), n)
 
 	faultBug(t, "generator-after-restart",
 		"after a crash of the manager, the restarted manager does not empty $XDG_RUNTIME_DIR/systemd/generator and the generator's O_EXCL writes (units/write.go writeOne) fail with \"file exists\": the units of the last run stay, stale",

@@ -256,8 +256,9 @@ func TestBtrfsRefusals(t *testing.T) {
 	}
 }
 
-// RemoveStale removes a stack's directory with read-only snapshots and plain trees in it.
-func TestRemoveStaleBtrfs(t *testing.T) {
+// removeTree removes a tree with read-only snapshots and plain directories in it, such as a
+// stale destination not made by Take: the nested subvolumes are deleted with btrfs.
+func TestRemoveTreeBtrfs(t *testing.T) {
 	mnt := newFS(t, kBtrfs, "300M")
 	a := filepath.Join(mnt, "a")
 	run(t, "btrfs", "subvolume", "create", a)
@@ -267,7 +268,7 @@ func TestRemoveStaleBtrfs(t *testing.T) {
 	os.MkdirAll(filepath.Join(stackDir, "plain", "deep"), 0o755)
 	run(t, "btrfs", "subvolume", "snapshot", "-r", a, filepath.Join(stackDir, "a"))
 	run(t, "btrfs", "subvolume", "snapshot", "-r", a, filepath.Join(stackDir, "plain", "deep", "nested"))
-	if err := RemoveStale(into, "web"); err != nil {
+	if err := New(nil).removeTree(context.Background(), stackDir); err != nil {
 		t.Fatal(err)
 	}
 	mustNotExist(t, stackDir)
@@ -429,7 +430,7 @@ func TestStaleCopyAndUniqueNames(t *testing.T) {
 			t.Errorf("%s: %q, want %q", items[i].Dest, c, want)
 		}
 	}
-	if err := RemoveStale(into, "web"); err != nil {
+	if err := Remove(context.Background(), items); err != nil {
 		t.Fatal(err)
 	}
 	mustNotExist(t, filepath.Join(into, "web"))

@@ -3,7 +3,7 @@
 //
 // Plan decides, per path, how (a read-only btrfs subvolume snapshot, a reflink copy or, only
 // when asked, a full copy) and where, and refuses before anything changes; Take makes the
-// snapshots; Remove and RemoveStale take them away again. Commands run through a Runner, so
+// snapshots; Remove takes them away again. Commands run through a Runner, so
 // the argument vectors can be checked without root.
 package snapshot
 
@@ -62,7 +62,7 @@ const CopyMargin = 0.10
 // context that is no longer cancelled, so that a cancelled Take still leaves nothing behind).
 const cleanupTimeout = 2 * time.Minute
 
-// Snapshotter runs the commands of Take, Remove and RemoveStale through Runner.
+// Snapshotter runs the commands of Take and Remove through Runner.
 type Snapshotter struct {
 	Runner Runner
 	// Unshare runs the copies (reflink and copy) and the removal of copied trees inside
@@ -110,11 +110,6 @@ func Take(ctx context.Context, items []Item) error { return Default.Take(ctx, it
 
 // Remove removes the snapshots of items with Default; see Snapshotter.Remove.
 func Remove(ctx context.Context, items []Item) error { return Default.Remove(ctx, items) }
-
-// RemoveStale removes everything under <into>/<stack>/ with Default; see Snapshotter.RemoveStale.
-func RemoveStale(into, stack string) error {
-	return Default.RemoveStale(context.Background(), into, stack)
-}
 
 // Take makes the snapshots: a snapshot at a destination left by an earlier crash is removed
 // first (replaced). Btrfs snapshots are read-only. When one fails (or ctx is cancelled), the
@@ -193,19 +188,6 @@ func (s *Snapshotter) Remove(ctx context.Context, items []Item) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// RemoveStale removes everything under <into>/<stack>/ (btrfs subvolumes included) and the
-// directory itself: crash recovery, before a new Plan. A missing directory is not an error.
-func (s *Snapshotter) RemoveStale(ctx context.Context, into, stack string) error {
-	dir, err := stackDir(into, stack)
-	if err != nil {
-		return err
-	}
-	if err := s.removeTree(ctx, dir); err != nil {
-		return fmt.Errorf("snapshot: removing the stale %s: %w", dir, err)
-	}
-	return nil
 }
 
 // removeTree removes p whatever it is: nothing, a file, a btrfs subvolume (made writable

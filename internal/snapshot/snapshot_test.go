@@ -136,9 +136,6 @@ func TestStaleReplacedAndRemoveMissing(t *testing.T) {
 	if err := s.Remove(context.Background(), []Item{it, it}); err != nil {
 		t.Fatalf("Remove of what does not exist: %v", err)
 	}
-	if err := s.RemoveStale(context.Background(), dir, "nosuchstack"); err != nil {
-		t.Fatalf("RemoveStale of a missing dir: %v", err)
-	}
 }
 
 func TestRemoveJoinsErrors(t *testing.T) {

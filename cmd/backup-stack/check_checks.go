@@ -313,13 +313,14 @@ func checkRequirePaths(ctx context.Context, w *checkWorld, in *checkInput, st *h
 
 // checkSnapshot: the gate plans the snapshot the same way and refuses the
 // backup (before anything stops) when a path cannot be frozen as asked.
-// snapshot.Plan changes nothing but a clone probe file it removes again.
+// Plan changes nothing but a clone probe file it removes again; like the
+// gate's, it walks a path this user cannot read in podman unshare.
 func checkSnapshot(ctx context.Context, w *checkWorld, in *checkInput, st *hcl.Stack) []problem {
 	sn := st.Snapshot
 	if sn == nil {
 		return nil
 	}
-	if _, err := snapshot.Plan(sn.Paths, sn.Into, st.Name, snapshot.Method(sn.Method)); err != nil {
+	if _, err := snapshot.ForUser().Plan(ctx, sn.Paths, sn.Into, st.Name, snapshot.Method(sn.Method)); err != nil {
 		rng := sn.Range
 		return []problem{{stack: st.Name, pos: &rng,
 			what: strings.TrimPrefix(err.Error(), "snapshot: "), fix: "the gate refuses the backup until this is fixed (nothing is stopped); see \"Snapshot mode\" in the README"}}

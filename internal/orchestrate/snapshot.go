@@ -42,12 +42,12 @@ func (e *Env) snapshots() *snapshot.Snapshotter {
 
 // planSnapshots decides, at the gate, how each path is frozen: a path that
 // cannot be frozen as asked fails the backup here, before anything stops.
-func planSnapshots(e *Env, p *Plan) error {
+func planSnapshots(ctx context.Context, e *Env, p *Plan) error {
 	sn := p.Settings.Snapshot
 	if sn == nil {
 		return nil
 	}
-	items, err := snapshot.Plan(sn.Paths, sn.Into, p.Stack, sn.Method)
+	items, err := e.snapshots().Plan(ctx, sn.Paths, sn.Into, p.Stack, sn.Method)
 	if err != nil {
 		return fmt.Errorf("%w: %w; nothing was stopped (see \"Snapshot mode\" in the README)", ErrPrecondition, err)
 	}

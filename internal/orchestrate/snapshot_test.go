@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,6 +56,10 @@ func (r *snapRunner) Run(ctx context.Context, name string, args ...string) error
 		return os.MkdirAll(argv[len(argv)-1], 0o755)
 	}
 	return nil
+}
+
+func (r *snapRunner) Stream(ctx context.Context, _ io.Writer, name string, args ...string) error {
+	return r.Run(ctx, name, args...)
 }
 
 func (r *snapRunner) list() []string {

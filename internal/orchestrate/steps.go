@@ -232,7 +232,7 @@ func Gate(ctx context.Context, e *Env, cfg *hcl.Config, st *hcl.Stack, maxWait t
 		return nil, err
 	}
 	p := NewPlan(cfg, st, e.InvocationID)
-	if err := planSnapshots(e, p); err != nil {
+	if err := planSnapshots(ctx, e, p); err != nil {
 		return nil, err
 	}
 	up, err := manager.Up(ctx, e.Manager, p.Units()...)

@@ -1,9 +1,9 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +46,10 @@ var magicNames = map[int64]string{
 //   - Reflink: refused unless it would work, as for Auto.
 //   - Copy: refused when the destination's free space is below the data size + 10 %
 //     (summed over every copied path on that file system; hard links count once).
-func Plan(paths []string, into, stack string, m Method) ([]Item, error) {
+//
+// A data path holding what this user cannot read (a container user's 0700 directory) is
+// walked in `podman unshare` when the Snapshotter works there (see walk).
+func (s *Snapshotter) Plan(ctx context.Context, paths []string, into, stack string, m Method) ([]Item, error) {
 	if !m.Valid() {
 		return nil, fmt.Errorf("snapshot: method %q: want one of auto, btrfs, reflink, copy", m)
 	}
@@ -73,7 +76,7 @@ func Plan(paths []string, into, stack string, m Method) ([]Item, error) {
 	}
 	dstType := fsType(dstMount, dstStat.Type)
 
-	p := &planner{mounts: mounts, dir: dir, dstAnc: dstAnc, dstMount: dstMount, dstType: dstType, dstIsBtrfs: int64(dstStat.Type) == btrfsSuperMagic}
+	p := &planner{ctx: ctx, s: s, mounts: mounts, dir: dir, dstAnc: dstAnc, dstMount: dstMount, dstType: dstType, dstIsBtrfs: int64(dstStat.Type) == btrfsSuperMagic}
 	used := map[string]bool{}
 	seen := map[string]string{}
 	var items []Item
@@ -118,6 +121,8 @@ func Plan(paths []string, into, stack string, m Method) ([]Item, error) {
 }
 
 type planner struct {
+	ctx        context.Context
+	s          *Snapshotter
 	mounts     mountTable
 	dir        string
 	dstAnc     string
@@ -159,7 +164,7 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 		// snapshot writable again to delete it (a container's user's sub-UID is not this user).
 		btrfsWhyNot = fmt.Errorf("%s belongs to uid %d, not to this user (uid %d), so this user can neither snapshot it nor delete the snapshot; use method = \"reflink\" (run in podman unshare, it keeps every owner)",
 			raw, uid, os.Geteuid())
-	} else if nested, err := nestedSubvolume(src, fi); err != nil {
+	} else if nested, err := p.s.nestedSubvolume(p.ctx, src); err != nil {
 		btrfsWhyNot = fmt.Errorf("looking for nested subvolumes in %s: %w", raw, err)
 	} else if nested != "" {
 		btrfsWhyNot = fmt.Errorf("%s holds the nested subvolume %s, which a snapshot of %s leaves out (empty): list it as a path of its own or use method = \"reflink\"", raw, nested, raw)
@@ -201,7 +206,7 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 			return Item{}, fmt.Errorf("snapshot: method auto: no snapshot possible without a full copy: %w", err)
 		}
 	case Copy:
-		size, err := treeSize(src)
+		size, err := p.s.treeSize(p.ctx, src)
 		if err != nil {
 			return Item{}, fmt.Errorf("snapshot: method copy: measuring %s: %w", raw, err)
 		}
@@ -281,7 +286,7 @@ func (p *planner) checkSpace(items []Item) error {
 		need += it.Size
 		names = append(names, it.Source)
 		if _, err := os.Lstat(it.Dest); err == nil {
-			if n, err := treeSize(it.Dest); err == nil {
+			if n, err := p.s.treeSize(p.ctx, it.Dest); err == nil {
 				stale += n
 			}
 		}
@@ -300,64 +305,6 @@ func (p *planner) checkSpace(items []Item) error {
 			p.dstType+" at "+mountPoint(p.dstMount), human(want), strings.Join(names, ", "), human(need), p.dir, human(free))
 	}
 	return nil
-}
-
-// treeSize sums the sizes of the regular files (each inode once) and symlinks under root.
-func treeSize(root string) (int64, error) {
-	type key struct{ dev, ino uint64 }
-	seen := map[key]bool{}
-	var total int64
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if fi.Mode().IsRegular() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				k := key{uint64(st.Dev), st.Ino}
-				if seen[k] {
-					return nil
-				}
-				seen[k] = true
-			}
-		}
-		if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
-			total += fi.Size()
-		}
-		return nil
-	})
-	return total, err
-}
-
-// nestedSubvolume returns the first subvolume below the subvolume root (whose Stat is rfi),
-// "" when there is none: a directory whose device differs from the root's, or inode 256.
-func nestedSubvolume(root string, rfi os.FileInfo) (string, error) {
-	rdev := rfi.Sys().(*syscall.Stat_t).Dev
-	found := ""
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root || !d.IsDir() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Dev != rdev || st.Ino == btrfsFirstFreeObjectID {
-			found = p
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return found, err
 }
 
 func existingAncestor(p string) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,6 +14,10 @@ import (
 // which command it was and what it wrote to stderr (see CommandError).
 type Runner interface {
 	Run(ctx context.Context, name string, args ...string) error
+	// Stream is Run with the command's stdout written to w as it comes. w must take all of
+	// it (a writer that has what it needs discards the rest): a command whose stdout is
+	// no longer read would never end.
+	Stream(ctx context.Context, w io.Writer, name string, args ...string) error
 }
 
 // ExecRunner runs commands with os/exec, stdout discarded, stderr kept for the error.
@@ -22,9 +27,15 @@ type ExecRunner struct{}
 const maxStderr = 4096
 
 // Run runs name with args.
-func (ExecRunner) Run(ctx context.Context, name string, args ...string) error {
+func (r ExecRunner) Run(ctx context.Context, name string, args ...string) error {
+	return r.Stream(ctx, nil, name, args...)
+}
+
+// Stream runs name with args, its stdout written to w (discarded when w is nil).
+func (ExecRunner) Stream(ctx context.Context, w io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(cmd.Environ(), "LC_ALL=C")
+	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()

@@ -62,7 +62,7 @@ const CopyMargin = 0.10
 // context that is no longer cancelled, so that a cancelled Take still leaves nothing behind).
 const cleanupTimeout = 2 * time.Minute
 
-// Snapshotter runs the commands of Take and Remove through Runner.
+// Snapshotter runs the commands of Plan, Take and Remove through Runner.
 type Snapshotter struct {
 	Runner Runner
 	// Unshare runs the copies (reflink and copy) and the removal of copied trees inside
@@ -71,6 +71,8 @@ type Snapshotter struct {
 	// owner in the copy (cp -a cannot chown outside it) and can be removed again. Btrfs
 	// snapshots need none of that: they keep every owner by themselves.
 	Unshare bool
+	// localWalk replaces walkLocal in tests (as root nothing is unreadable).
+	localWalk func(root string, visit func(entry) error) error
 }
 
 // ForUser returns the Snapshotter for this process: real commands, with Unshare for a user
@@ -104,6 +106,11 @@ func New(r Runner) *Snapshotter {
 
 // Default is the Snapshotter of the package-level functions: real commands.
 var Default = New(ExecRunner{})
+
+// Plan plans the snapshots of paths with Default; see Snapshotter.Plan.
+func Plan(paths []string, into, stack string, m Method) ([]Item, error) {
+	return Default.Plan(context.Background(), paths, into, stack, m)
+}
 
 // Take makes the snapshots of items with Default; see Snapshotter.Take.
 func Take(ctx context.Context, items []Item) error { return Default.Take(ctx, items) }

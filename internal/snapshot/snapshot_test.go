@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,10 +12,30 @@ import (
 	"time"
 )
 
-// fakeRunner records argv and fails the commands fail says.
+// fakeRunner records argv and fails the commands fail says; out is what a streamed
+// command writes to its stdout.
 type fakeRunner struct {
 	calls [][]string
 	fail  func(argv []string) error
+	out   func(argv []string) string
+}
+
+func (f *fakeRunner) Stream(ctx context.Context, w io.Writer, name string, args ...string) error {
+	if err := f.Run(ctx, name, args...); err != nil {
+		return err
+	}
+	if f.out != nil && w != nil {
+		out := f.out(append([]string{name}, args...))
+		// In pieces, as a pipe delivers it.
+		for len(out) > 0 {
+			n := min(len(out), 7)
+			if _, err := io.WriteString(w, out[:n]); err != nil {
+				return err
+			}
+			out = out[n:]
+		}
+	}
+	return nil
 }
 
 func (f *fakeRunner) Run(ctx context.Context, name string, args ...string) error {

@@ -39,11 +39,16 @@ const (
 
 // The writer container's files (its /data is the stack's data dir).
 const (
-	snapLive       = "live.log"  // one line appended every 100 ms while the stack runs
-	snapOwned      = "owned.txt" // chowned to uid 1234 inside the container
-	snapOwnedText  = "owned-by-1234\n"
-	snapOwnedUID   = 1234
-	snapRecordName = "frozen-record" // "<sha256> <lines>" of the live file, written by post_stop
+	snapLive      = "live.log"  // one line appended every 100 ms while the stack runs
+	snapOwned     = "owned.txt" // chowned to uid 1234 inside the container
+	snapOwnedText = "owned-by-1234\n"
+	snapOwnedUID  = 1234
+	// A database's kind of directory: 0700, owned by the container's uid 1234, a 0600 file in
+	// it. When rootless, the stack's user cannot read it outside its user namespace.
+	snapPrivate     = "private"
+	snapPrivateKey  = "private/key.txt"
+	snapPrivateText = "secret-of-1234\n"
+	snapRecordName  = "frozen-record" // "<sha256> <lines>" of the live file, written by post_stop
 )
 
 // snapFSSizes are the image sizes: mkfs.xfs refuses below 300 MB, mkfs.btrfs wants some
@@ -301,8 +306,10 @@ func (r *snapRig) setJob(d time.Duration, result string, sources ...string) {
 }
 
 // snapWriterScript is the writer container's shell: once, a file chowned to a non-root uid
-// (on the host a sub-UID when rootless), then a line every 100 ms. `$$` is compose's `$`.
+// (on the host a sub-UID when rootless) and a private directory of that uid, then a line
+// every 100 ms. `$$` is compose's `$`.
 const snapWriterScript = "[ -e /data/owned.txt ] || { echo owned-by-1234 > /data/owned.txt; chown 1234:1234 /data/owned.txt; chmod 0640 /data/owned.txt; }; " +
+	"[ -e /data/private ] || { mkdir /data/private; echo secret-of-1234 > /data/private/key.txt; chmod 0600 /data/private/key.txt; chmod 0700 /data/private; chown -R 1234:1234 /data/private; }; " +
 	"touch /data/live.log; i=$$(wc -l < /data/live.log); " +
 	"while :; do i=$$((i+1)); echo \"line $$i $$(date -u +%T)\" >> /data/live.log; usleep 100000; done"
 

@@ -92,6 +92,23 @@ func (r *snapRig) frozenBackup(m mode, name string) {
 	if snap.UID != orig.UID || snap.GID != orig.GID || snap.Mode != orig.Mode || !snap.MTime.Equal(orig.MTime) {
 		r.fail("%s in the snapshot: %+v, the original: %+v; want owner, group, mode and mtime kept", snapOwned, snap, orig)
 	}
+	// The private directory: rootless, the stack's user cannot read it (so the gate's walk of
+	// the data, for a copy's size or a btrfs path's nested subvolumes, had to run in podman
+	// unshare); it is frozen with its owner and modes.
+	private := "readable to root"
+	if m == modeRootless {
+		out, err := r.e.snapRun(true, "ls", filepath.Join(r.data, snapPrivate))
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			r.fail("as %s, ls %s: %v %q: want Permission denied (the premise of the unshare walk)", r.e.userName(), snapPrivate, err, oneLine(out))
+		}
+		private = "unreadable to " + r.e.userName() + ": " + oneLine(out)
+	}
+	for _, rel := range []string{snapPrivate, snapPrivateKey} {
+		o, f := r.stat(filepath.Join(r.data, rel)), r.stat(filepath.Join(r.frozen, rel))
+		if o.UID != r.hostUID(snapOwnedUID) || f.UID != o.UID || f.GID != o.GID || f.Mode != o.Mode {
+			r.fail("%s in the snapshot: %+v, the original: %+v (want host uid %d); want owner, group and mode kept", rel, f, o, r.hostUID(snapOwnedUID))
+		}
+	}
 	if ls, lo := r.stat(liveFrozen), r.stat(filepath.Join(r.data, snapLive)); ls.UID != r.hostUID(0) || ls.UID != lo.UID || ls.Mode != lo.Mode {
 		r.fail("%s in the snapshot: %+v, the live one %+v, want the owner of the container's root (host uid %d)", snapLive, ls, lo, r.hostUID(0))
 	}
@@ -153,6 +170,9 @@ func (r *snapRig) frozenBackup(m mode, name string) {
 	if want := snapSHA(snapOwnedText); !ok || osha != want {
 		r.fail("task %d read %s: ok %v sha256 %s, want %s", ev.TaskID, snapOwned, ok, osha, want)
 	}
+	if psha, _, _, ok := r.readOf(rd, snapPrivateKey); !ok || psha != snapSHA(snapPrivateText) {
+		r.fail("task %d read %s: ok %v sha256 %s, want %s", ev.TaskID, snapPrivateKey, ok, psha, snapSHA(snapPrivateText))
+	}
 	endLines := r.liveLines()
 	if !(rec.Lines < midLines && midLines < endLines) {
 		r.fail("live lines: %d at the stop, %d during the job, %d at the end: want growth", rec.Lines, midLines, endLines)
@@ -164,6 +184,7 @@ func (r *snapRig) frozenBackup(m mode, name string) {
 	t.Logf("figures (%s, %s): snapshot step %s, downtime %s (stop %s, start %s), job %s; the job read %s = the data at the stop (%d lines, %d bytes, sha256 %.12s…) at %s while the live file had %d lines during the job and %d at the end; %d paths read; %s kept uid %d",
 		name, m, basicMs(r.stepTime("snapshot")), basicMs(f.downtime()), basicMs(f.stop()), basicMs(f.start()), basicMs(fin.Finished.Sub(fin.Started)),
 		snapLive, rec.Lines, size, sha, readAt.Format("15:04:05.000"), midLines, endLines, len(rd.Entries), snapOwned, snap.UID)
+	t.Logf("%s (0700, uid %d): %s; frozen with its owner, read by the job", snapPrivate, r.hostUID(snapOwnedUID), private)
 	if roWrite != "" {
 		t.Logf("btrfs snapshot read-only to %s: %s", r.e.userName(), roWrite)
 	}

@@ -450,6 +450,9 @@ func ParseStack(filename string, src []byte, cfg *Config) (*Stack, hhcl.Diagnost
 
 // parseStack is ParseStack with the syntax tree's nodes taken from arena.
 func parseStack(filename string, src []byte, cfg *Config, arena *nodeArena) (*Stack, hhcl.Diagnostics) {
+	if arena == nil {
+		arena = &nodeArena{} // one for the parse and the decoder's content both
+	}
 	f, diags := parseIn(src, filename, arena)
 	if diags.HasErrors() {
 		return nil, diags

@@ -76,7 +76,7 @@ func (s *Snapshotter) Plan(ctx context.Context, paths []string, into, stack stri
 	}
 	dstType := fsType(dstMount, dstStat.Type)
 
-	p := &planner{ctx: ctx, s: s, mounts: mounts, dir: dir, dstAnc: dstAnc, dstMount: dstMount, dstType: dstType, dstIsBtrfs: int64(dstStat.Type) == btrfsSuperMagic}
+	p := &planner{s: s, mounts: mounts, dir: dir, dstAnc: dstAnc, dstMount: dstMount, dstType: dstType, dstIsBtrfs: int64(dstStat.Type) == btrfsSuperMagic}
 	used := map[string]bool{}
 	seen := map[string]string{}
 	var items []Item
@@ -108,20 +108,19 @@ func (s *Snapshotter) Plan(ctx context.Context, paths []string, into, stack stri
 			name = base + "-" + strconv.Itoa(n)
 		}
 		used[name] = true
-		it, err := p.decide(src, raw, filepath.Join(dir, name), m)
+		it, err := p.decide(ctx, src, raw, filepath.Join(dir, name), m)
 		if err != nil {
 			return nil, err
 		}
 		items = append(items, it)
 	}
-	if err := p.checkSpace(items); err != nil {
+	if err := p.checkSpace(ctx, items); err != nil {
 		return nil, err
 	}
 	return items, nil
 }
 
 type planner struct {
-	ctx        context.Context
 	s          *Snapshotter
 	mounts     mountTable
 	dir        string
@@ -137,7 +136,7 @@ type probeResult struct {
 	err error // why not
 }
 
-func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
+func (p *planner) decide(ctx context.Context, src, raw, dest string, m Method) (Item, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return Item{}, fmt.Errorf("snapshot: path %s: %w", raw, err)
@@ -164,7 +163,7 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 		// snapshot writable again to delete it (a container's user's sub-UID is not this user).
 		btrfsWhyNot = fmt.Errorf("%s belongs to uid %d, not to this user (uid %d), so this user can neither snapshot it nor delete the snapshot; use method = \"reflink\" (run in podman unshare, it keeps every owner)",
 			raw, uid, os.Geteuid())
-	} else if nested, err := p.s.nestedSubvolume(p.ctx, src); err != nil {
+	} else if nested, err := p.s.nestedSubvolume(ctx, src); err != nil {
 		btrfsWhyNot = fmt.Errorf("looking for nested subvolumes in %s: %w", raw, err)
 	} else if nested != "" {
 		btrfsWhyNot = fmt.Errorf("%s holds the nested subvolume %s, which a snapshot of %s leaves out (empty): list it as a path of its own or use method = \"reflink\"", raw, nested, raw)
@@ -206,7 +205,7 @@ func (p *planner) decide(src, raw, dest string, m Method) (Item, error) {
 			return Item{}, fmt.Errorf("snapshot: method auto: no snapshot possible without a full copy: %w", err)
 		}
 	case Copy:
-		size, err := p.s.treeSize(p.ctx, src)
+		size, err := p.s.treeSize(ctx, src)
 		if err != nil {
 			return Item{}, fmt.Errorf("snapshot: method copy: measuring %s: %w", raw, err)
 		}
@@ -276,7 +275,7 @@ func probeFICLONE(dir string) (res probeResult) {
 
 // checkSpace: for every destination file system, free space ≥ the copied data + 10 %. A stale
 // snapshot at a copy's destination is removed before the copy, so its size counts as free.
-func (p *planner) checkSpace(items []Item) error {
+func (p *planner) checkSpace(ctx context.Context, items []Item) error {
 	var need, stale int64
 	var names []string
 	for _, it := range items {
@@ -286,7 +285,7 @@ func (p *planner) checkSpace(items []Item) error {
 		need += it.Size
 		names = append(names, it.Source)
 		if _, err := os.Lstat(it.Dest); err == nil {
-			if n, err := p.s.treeSize(p.ctx, it.Dest); err == nil {
+			if n, err := p.s.treeSize(ctx, it.Dest); err == nil {
 				stale += n
 			}
 		}

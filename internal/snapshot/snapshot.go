@@ -72,7 +72,7 @@ type Snapshotter struct {
 	// snapshots need none of that: they keep every owner by themselves.
 	Unshare bool
 	// localWalk replaces walkLocal in tests (as root nothing is unreadable).
-	localWalk func(root string, visit func(entry) error) error
+	localWalk func(root string, dirs bool, visit func(entry) error) error
 }
 
 // ForUser returns the Snapshotter for this process: real commands, with Unshare for a user

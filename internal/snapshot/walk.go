@@ -25,31 +25,36 @@ type entry struct {
 // errWalkDone ends a walk early, without an error: the visitor has its answer.
 var errWalkDone = errors.New("walk done")
 
-// walk calls visit for root and everything below it (root first), not following symlinks.
+// walk calls visit for root and the directories below it (dirs, root first), or for
+// everything below root that is not a directory (!dirs), not following symlinks: each
+// check needs only one kind, and a directory's stat is not needed to count a file's size.
 // A data path of a rootless stack often holds directories of a container's user: owned by
 // a sub-UID and 0700, like a database's, which this user cannot read. When the local walk
 // meets one and the Snapshotter works in `podman unshare` (where such files are readable and
 // keep their owners), the whole walk is made again there. mk gives a fresh visitor for
 // each walk, so that nothing the first one counted is counted twice.
-func (s *Snapshotter) walk(ctx context.Context, root string, mk func() func(entry) error) error {
+func (s *Snapshotter) walk(ctx context.Context, root string, dirs bool, mk func() func(entry) error) error {
 	local := s.localWalk
 	if local == nil {
 		local = walkLocal
 	}
-	err := local(root, mk())
+	err := local(root, dirs, mk())
 	if !s.Unshare || !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	if uerr := s.walkUnshare(ctx, root, mk()); uerr != nil {
+	if uerr := s.walkUnshare(ctx, root, dirs, mk()); uerr != nil {
 		return fmt.Errorf("%w; in podman unshare: %w", err, uerr)
 	}
 	return nil
 }
 
-func walkLocal(root string, visit func(entry) error) error {
+func walkLocal(root string, dirs bool, visit func(entry) error) error {
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.IsDir() != dirs {
+			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -73,10 +78,10 @@ func walkLocal(root string, visit func(entry) error) error {
 const unshareFindFormat = `%D %i %n %s %y %p\0`
 
 // walkUnshare walks root with find inside `podman unshare`.
-func (s *Snapshotter) walkUnshare(ctx context.Context, root string, visit func(entry) error) error {
+func (s *Snapshotter) walkUnshare(ctx context.Context, root string, dirs bool, visit func(entry) error) error {
 	w := &recordWriter{visit: visit}
 	// root is absolute (Plan refuses anything else), so find cannot take it for an option.
-	err := s.Runner.Stream(ctx, w, "podman", "unshare", "find", root, "-printf", unshareFindFormat)
+	err := s.Runner.Stream(ctx, w, "podman", append([]string{"unshare", "find", root}, findArgs(dirs)...)...)
 	if w.err != nil && !errors.Is(w.err, errWalkDone) {
 		return w.err
 	}
@@ -87,6 +92,14 @@ func (s *Snapshotter) walkUnshare(ctx context.Context, root string, visit func(e
 		return fmt.Errorf("find: output ends without a NUL: %q", w.buf)
 	}
 	return nil
+}
+
+// findArgs selects what walk visits and prints it as unshareFindFormat.
+func findArgs(dirs bool) []string {
+	if dirs {
+		return []string{"-type", "d", "-printf", unshareFindFormat}
+	}
+	return []string{"!", "-type", "d", "-printf", unshareFindFormat}
 }
 
 // recordWriter parses find's records as they come and hands them to visit. After visit
@@ -149,7 +162,7 @@ func parseFindRecord(r []byte) (entry, error) {
 // treeSize sums the sizes of the regular files (each inode once) and symlinks under root.
 func (s *Snapshotter) treeSize(ctx context.Context, root string) (int64, error) {
 	var total int64
-	err := s.walk(ctx, root, func() func(entry) error {
+	err := s.walk(ctx, root, false, func() func(entry) error {
 		type key struct{ dev, ino uint64 }
 		seen := map[key]bool{}
 		total = 0
@@ -175,7 +188,7 @@ func (s *Snapshotter) treeSize(ctx context.Context, root string) (int64, error) 
 // inode is 256, the root inode of every btrfs subvolume.
 func (s *Snapshotter) nestedSubvolume(ctx context.Context, root string) (string, error) {
 	found := ""
-	err := s.walk(ctx, root, func() func(entry) error {
+	err := s.walk(ctx, root, true, func() func(entry) error {
 		first, rdev := true, uint64(0)
 		found = ""
 		return func(e entry) error {

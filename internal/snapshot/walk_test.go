@@ -8,14 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // deniedAfter is a local walk that visits n made-up entries and then meets a directory it
 // may not read, as an unprivileged user meets a container user's 0700 directory.
-func deniedAfter(n int) func(string, func(entry) error) error {
-	return func(root string, visit func(entry) error) error {
+func deniedAfter(n int) func(string, bool, func(entry) error) error {
+	return func(root string, _ bool, visit func(entry) error) error {
 		for i := range n {
 			if err := visit(entry{path: filepath.Join(root, "seen", string(rune('a'+i))), dev: 9, ino: uint64(100 + i), nlink: 1, size: 1000, plain: true}); err != nil {
 				return err
@@ -29,20 +30,18 @@ func deniedAfter(n int) func(string, func(entry) error) error {
 func findOut(records ...string) string { return strings.Join(records, "\x00") + "\x00" }
 
 // A tree with a directory this user cannot read is measured again in podman unshare, from
-// find's records (read in pieces), with nothing of the first walk counted: each inode once,
-// symlinks by their size, directories not at all, and any byte but NUL in a name.
+// find's records of everything but directories (read in pieces), with nothing of the first
+// walk counted: each inode once, symlinks by their size, and any byte but NUL in a name.
 func TestTreeSizeInUnshare(t *testing.T) {
 	root := "/data/db"
 	var argv []string
 	f := &fakeRunner{out: func(a []string) string {
 		argv = a
 		return findOut(
-			"2049 256 1 4096 d /data/db",
 			"2049 300 1 10 f /data/db/a file",
 			"2049 301 2 5 f /data/db/hard-1",
 			"2049 301 2 5 f /data/db/hard-2",
 			"2049 302 1 3 l /data/db/link",
-			"2049 303 1 4096 d /data/db/private",
 			"2049 304 1 7 f /data/db/private/key",
 			"2049 305 1 11 f /data/db/new\nline",
 		)
@@ -57,7 +56,7 @@ func TestTreeSizeInUnshare(t *testing.T) {
 	if n != 10+5+3+7+11 {
 		t.Errorf("size %d, want %d", n, 10+5+3+7+11)
 	}
-	if want := []string{"podman", "unshare", "find", root, "-printf", unshareFindFormat}; !reflect.DeepEqual(argv, want) {
+	if want := []string{"podman", "unshare", "find", root, "!", "-type", "d", "-printf", unshareFindFormat}; !reflect.DeepEqual(argv, want) {
 		t.Errorf("argv %q, want %q", argv, want)
 	}
 }
@@ -68,11 +67,11 @@ func TestTreeSizeLocalErrors(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		unshare bool
-		walk    func(string, func(entry) error) error
+		walk    func(string, bool, func(entry) error) error
 		want    error
 	}{
 		{"denied, no unshare", false, deniedAfter(1), fs.ErrPermission},
-		{"gone, unshare", true, func(string, func(entry) error) error { return fs.ErrNotExist }, fs.ErrNotExist},
+		{"gone, unshare", true, func(string, bool, func(entry) error) error { return fs.ErrNotExist }, fs.ErrNotExist},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := &fakeRunner{}
@@ -97,9 +96,9 @@ func TestTreeSizeUnshareFails(t *testing.T) {
 		want      string
 	}{
 		{name: "find fails", fail: errors.New("exit status 1: find: '/data/x': Permission denied"), want: "Permission denied"},
-		{name: "bad record", out: findOut("2049 256 1 4096 d /data", "2049 x 1 5 f /data/a"), want: `bad record "2049 x 1 5 f /data/a"`},
-		{name: "no type", out: findOut("2049 256 1 4096"), want: "bad record"},
-		{name: "cut short", out: "2049 256 1 4096 d /data\x002049 300 1 5 f /data/a", want: "without a NUL"},
+		{name: "bad record", out: findOut("2049 299 1 5 f /data/z", "2049 x 1 5 f /data/a"), want: `bad record "2049 x 1 5 f /data/a"`},
+		{name: "no type", out: findOut("2049 300 1 5"), want: "bad record"},
+		{name: "cut short", out: "2049 299 1 5 f /data/z\x002049 300 1 5 f /data/a", want: "without a NUL"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := &fakeRunner{out: func([]string) string { return c.out }}
@@ -129,19 +128,23 @@ func TestNestedSubvolumeInUnshare(t *testing.T) {
 		{"a file is not one", "", []string{"40 256 1 0 d /v", "40 256 2 9 f /v/hard"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fakeRunner{out: func([]string) string { return findOut(c.records...) }}
+			var argv []string
+			f := &fakeRunner{out: func(a []string) string { argv = a; return findOut(c.records...) }}
 			s := New(f)
 			s.Unshare, s.localWalk = true, deniedAfter(2)
 			got, err := s.nestedSubvolume(context.Background(), "/v")
 			if err != nil || got != c.want {
 				t.Errorf("nested %q, %v; want %q", got, err, c.want)
 			}
+			if want := []string{"podman", "unshare", "find", "/v", "-type", "d", "-printf", unshareFindFormat}; !reflect.DeepEqual(argv, want) {
+				t.Errorf("argv %q, want %q", argv, want)
+			}
 		})
 	}
 }
 
 // The local walk, as used for a path this user can read, agrees with find's records of the
-// same tree (when find is there): the two walks count the same.
+// same tree, for both kinds (when GNU find is there).
 func TestWalkLocalAgreesWithFind(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a b", "f"), []byte("12345"))
@@ -152,39 +155,29 @@ func TestWalkLocalAgreesWithFind(t *testing.T) {
 	if err := os.Symlink("a b/f", filepath.Join(dir, "l")); err != nil {
 		t.Fatal(err)
 	}
-	var local []entry
-	if err := walkLocal(dir, func(e entry) error { local = append(local, e); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	out, err := runFind(dir)
-	if err != nil {
-		t.Skipf("no GNU find here: %v", err)
-	}
-	var found []entry
-	w := &recordWriter{visit: func(e entry) error { found = append(found, e); return nil }}
-	if _, err := w.Write(out); err != nil || w.err != nil || len(w.buf) != 0 {
-		t.Fatalf("records: %v %v %q", err, w.err, w.buf)
-	}
-	key := func(es []entry) map[string]entry {
-		m := map[string]entry{}
-		for _, e := range es {
-			if e.dir {
-				e.size = 0 // a directory's size is not counted, and differs by file system
-			}
-			m[e.path] = e
+	for _, dirs := range []bool{true, false} {
+		var local []entry
+		if err := walkLocal(dir, dirs, func(e entry) error { local = append(local, e); return nil }); err != nil {
+			t.Fatal(err)
 		}
-		return m
+		out, err := exec.Command("find", append([]string{dir}, findArgs(dirs)...)...).Output()
+		if err != nil {
+			t.Skipf("no GNU find here: %v", err)
+		}
+		var found []entry
+		w := &recordWriter{visit: func(e entry) error { found = append(found, e); return nil }}
+		if _, err := w.Write(out); err != nil || w.err != nil || len(w.buf) != 0 {
+			t.Fatalf("records: %v %v %q", err, w.err, w.buf)
+		}
+		// find gives the directory's order, WalkDir the lexical one.
+		byPath := func(a, b entry) int { return strings.Compare(a.path, b.path) }
+		slices.SortFunc(local, byPath)
+		slices.SortFunc(found, byPath)
+		if want := map[bool]int{true: 2, false: 4}[dirs]; len(local) != want || !reflect.DeepEqual(local, found) {
+			t.Errorf("dirs %v: local walk %+v\nfind %+v\nwant %d entries, the same", dirs, local, found, want)
+		}
 	}
-	if l, f := key(local), key(found); !reflect.DeepEqual(l, f) {
-		t.Errorf("local walk %+v\nfind %+v", l, f)
-	}
-	s := New(nil)
-	if n, err := s.treeSize(context.Background(), dir); err != nil || n != 5+1+int64(len("a b/f")) {
+	if n, err := New(nil).treeSize(context.Background(), dir); err != nil || n != 5+1+int64(len("a b/f")) {
 		t.Errorf("treeSize %d %v, want %d", n, err, 5+1+len("a b/f"))
 	}
-}
-
-// runFind runs the find of walkUnshare without podman unshare.
-func runFind(dir string) ([]byte, error) {
-	return exec.Command("find", dir, "-printf", unshareFindFormat).Output()
 }

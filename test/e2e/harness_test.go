@@ -364,9 +364,24 @@ func (e *env) cleanup() {
 	}
 	ids = append(ids, e.containers...)
 	if len(ids) > 0 {
-		args := append([]string{"rm", "-f", "-i", "-t", "0"}, dedupe(ids)...)
+		// A stop first: `podman rm -f` of a container left "stopping" (a stop cut short, as
+		// the manager's own stop of a stack unit with a short TimeoutStopSec= leaves it)
+		// drops podman's record and leaves its process running, measured with podman 4.3;
+		// `podman stop -t 0` kills it. Errors here are rm's to report.
+		ids = dedupe(ids)
+		procs := e.containerProcs(ids)
+		e.podman(append([]string{"stop", "-i", "-t", "0"}, ids...)...)
+		args := append([]string{"rm", "-f", "-i", "-t", "0"}, ids...)
 		if _, err := e.podman(args...); err != nil {
 			t.Errorf("cleanup: %v", err)
+		}
+		// What podman says is gone must be gone: a main process still in its container's
+		// cgroup is reported (and killed).
+		for pid, id := range procs {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil && strings.Contains(string(b), "libpod-"+id) {
+				t.Errorf("cleanup: container %.12s was removed, its main process %d still ran; killed it", id, pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 	}
 	for _, p := range e.projects {
@@ -398,6 +413,23 @@ func (e *env) cleanup() {
 			}
 		}
 	}
+}
+
+// containerProcs maps the host pid of each running container's main process to the
+// container's full ID (those podman can still inspect).
+func (e *env) containerProcs(ids []string) map[int]string {
+	out, _ := e.podman(append([]string{"inspect", "--format", "{{.State.Pid}} {{.Id}}"}, ids...)...)
+	procs := map[int]string{}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[0]); err == nil && pid > 0 {
+			procs[pid] = f[1]
+		}
+	}
+	return procs
 }
 
 func dedupe(s []string) []string {
